@@ -1,0 +1,37 @@
+"""pareto-vae-jax: variational autoencoders with non-Gaussian latents in JAX/Flax.
+
+The mathematical core is importable on its own::
+
+    from pareto_vae_jax import Pareto, kl_pareto, rsample, rsample_log, kl, log_prob
+"""
+
+from pareto_vae_jax.distributions import (
+    HEADS,
+    Distribution,
+    FamilyInfo,
+    Gaussian,
+    InverseGaussian,
+    KLNotImplementedError,
+    LogNormal,
+    Pareto,
+    apply_head,
+    elu_plus_one,
+    family_info,
+    family_names,
+    has_closed_form_kl,
+    kl,
+    kl_inverse_gaussian,
+    kl_normal,
+    kl_pareto,
+    log_prob,
+    log_prob_log,
+    mean,
+    register_family,
+    register_kl,
+    rsample,
+    rsample_log,
+    softplus_floor,
+    variance,
+)
+
+__version__ = "0.1.0"

