@@ -1,0 +1,227 @@
+"""Flax modules: encoders, decoders, the learned conditional prior, and the VAE that joins them.
+
+The modules only produce distribution parameters and decoder outputs; sampling, densities and
+KLs are the pure functions of ``pareto_vae_jax.distributions``. Conditioning follows the MNIST
+CVAE report (section 3.2): the one-hot label is broadcast to extra input channels of the
+encoder and concatenated to z for the decoder.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from pareto_vae_jax import distributions as D
+
+Array = jax.Array
+
+
+def depth_to_space(x: Array, block: int) -> Array:
+  """(B, H, W, C*b*b) -> (B, H*b, W*b, C), NHWC (the pixel shuffle of sub-pixel convolution)."""
+  b, h, w, c = x.shape
+  x = x.reshape(b, h, w, block, block, c // (block * block))
+  return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, h * block, w * block, c // (block * block))
+
+
+class Upsample2x(nn.Module):
+  """Doubles the spatial size, then crops to ``size``.
+
+  ``subpixel``: a 3x3 conv to 4x the channels followed by depth-to-space, the same function
+  class as a stride-2 transposed conv whose gradient XLA computes far faster on CPU (see
+  docs/benchmarks.md). ``transpose``: ``nn.ConvTranspose`` as in the report's table 2.
+  """
+
+  features: int
+  kernel: int
+  size: int
+  mode: str = "subpixel"
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    if self.mode == "subpixel":
+      x = nn.Conv(4 * self.features, (3, 3), padding="SAME")(x)
+      x = depth_to_space(x, 2)
+    elif self.mode == "transpose":
+      x = nn.ConvTranspose(self.features, (self.kernel, self.kernel), strides=(2, 2),
+                           padding="SAME")(x)
+    else:
+      raise ValueError(f"Unknown upsampling '{self.mode}'; valid choices: subpixel, transpose.")
+    return x[:, :self.size, :self.size, :]
+
+
+class MLPEncoder(nn.Module):
+  hidden: Sequence[int]
+  num_outputs: int
+
+  @nn.compact
+  def __call__(self, x: Array, c: Array | None) -> Array:
+    h = x.reshape(x.shape[0], -1)
+    if c is not None:
+      h = jnp.concatenate([h, c], axis=-1)
+    for width in self.hidden:
+      h = nn.relu(nn.Dense(width)(h))
+    return nn.Dense(self.num_outputs)(h)
+
+
+class ConvEncoder(nn.Module):
+  """The report's table 1: conv 32-64-128, kernels 4/4/3, stride 2, then a linear head."""
+
+  num_outputs: int
+
+  @nn.compact
+  def __call__(self, x: Array, c: Array | None) -> Array:
+    h = x
+    if c is not None:
+      # The label as extra constant channels (the report, section 3.2.1).
+      h = jnp.concatenate([h, jnp.broadcast_to(c[:, None, None, :], (*x.shape[:3], c.shape[-1]))],
+                          axis=-1)
+    for features, kernel in ((32, 4), (64, 4), (128, 3)):
+      h = nn.relu(nn.Conv(features, (kernel, kernel), strides=(2, 2), padding="SAME")(h))
+    return nn.Dense(self.num_outputs)(h.reshape(h.shape[0], -1))
+
+
+class MLPDecoder(nn.Module):
+  hidden: Sequence[int]
+  output_shape: tuple[int, ...]
+
+  @nn.compact
+  def __call__(self, z: Array, c: Array | None) -> Array:
+    h = z if c is None else jnp.concatenate([z, c], axis=-1)
+    for width in reversed(self.hidden):
+      h = nn.relu(nn.Dense(width)(h))
+    h = nn.Dense(math.prod(self.output_shape))(h)
+    return h.reshape(z.shape[0], *self.output_shape)
+
+
+class ConvDecoder(nn.Module):
+  """The report's table 2: linear to 4x4x128, then upsample to 7, 14 and 28 pixels."""
+
+  output_shape: tuple[int, ...]
+  upsampling: str = "subpixel"
+
+  @nn.compact
+  def __call__(self, z: Array, c: Array | None) -> Array:
+    h = z if c is None else jnp.concatenate([z, c], axis=-1)
+    h = nn.relu(nn.Dense(4 * 4 * 128)(h)).reshape(z.shape[0], 4, 4, 128)
+    h = nn.relu(Upsample2x(64, 3, 7, self.upsampling)(h))
+    h = nn.relu(Upsample2x(32, 4, 14, self.upsampling)(h))
+    return Upsample2x(self.output_shape[-1], 4, self.output_shape[0], self.upsampling)(h)
+
+
+class LatentHead(nn.Module):
+  """Maps features to a distribution of ``family`` through the family's default heads.
+
+  Parameters in ``fixed`` (e.g. the Pareto scale x_m shared with the prior) are not predicted.
+  """
+
+  family: str
+  latent_dim: int
+  fixed: Mapping[str, float]
+
+  @nn.compact
+  def __call__(self, raw: Array) -> D.Distribution:
+    info = D.family_info(self.family)
+    chunks = iter(jnp.split(raw, len(self.predicted), axis=-1))
+    values = []
+    for name in info.param_names:
+      if name in self.fixed:
+        values.append(jnp.full(raw.shape[:-1] + (self.latent_dim,), self.fixed[name], raw.dtype))
+      else:
+        values.append(D.apply_head(info.heads[name], next(chunks)))
+    return info.cls(*values)
+
+  @property
+  def predicted(self) -> tuple[str, ...]:
+    return tuple(n for n in D.family_info(self.family).param_names if n not in self.fixed)
+
+
+class LearnedPrior(nn.Module):
+  """p(z | c): a small network from the one-hot label to the prior's parameters.
+
+  Without a label it is a free, learnable parameter vector (the network sees a constant input).
+  This is the guide's learnable conditional prior (section 5.2).
+  """
+
+  family: str
+  latent_dim: int
+  fixed: Mapping[str, float]
+  hidden: int = 64
+
+  @nn.compact
+  def __call__(self, c: Array) -> D.Distribution:
+    head = LatentHead(self.family, self.latent_dim, self.fixed)
+    h = nn.relu(nn.Dense(self.hidden)(c))
+    return head(nn.Dense(self.latent_dim * len(head.predicted))(h))
+
+
+class VAE(nn.Module):
+  """Encoder, decoder and (optionally learned) prior for one latent family.
+
+  Attributes:
+    family: a registered latent family name.
+    latent_dim: number of latent dimensions.
+    num_classes: size of the one-hot label; 0 for an unconditional model.
+    input_shape: the shape of one example, e.g. (28, 28, 1) or (2,).
+    architecture: ``mlp`` or ``conv``.
+    hidden: widths of the MLP layers.
+    upsampling: the conv decoder's upsampling, ``subpixel`` or ``transpose``.
+    prior: ``standard`` (fixed) or ``learned`` (LearnedPrior).
+    fixed: parameters neither encoder nor prior predict.
+    standard_prior_kwargs: arguments of the family's standard prior.
+  """
+
+  family: str
+  latent_dim: int
+  num_classes: int
+  input_shape: tuple[int, ...]
+  architecture: str = "mlp"
+  hidden: Sequence[int] = (512, 256)
+  upsampling: str = "subpixel"
+  prior: str = "standard"
+  fixed: Mapping[str, float] | None = None
+  standard_prior_kwargs: Mapping[str, float] | None = None
+
+  def setup(self):
+    fixed = dict(self.fixed or {})
+    self.posterior_head = LatentHead(self.family, self.latent_dim, fixed)
+    num_raw = self.latent_dim * len(self.posterior_head.predicted)
+    if self.architecture == "conv":
+      self.encoder = ConvEncoder(num_raw)
+      self.decoder = ConvDecoder(self.input_shape, self.upsampling)
+    elif self.architecture == "mlp":
+      self.encoder = MLPEncoder(self.hidden, num_raw)
+      self.decoder = MLPDecoder(self.hidden, self.input_shape)
+    else:
+      raise ValueError(f"Unknown architecture '{self.architecture}'; valid choices: mlp, conv.")
+    if self.prior == "learned":
+      self.prior_net = LearnedPrior(self.family, self.latent_dim, fixed)
+    elif self.prior != "standard":
+      raise ValueError(f"Unknown prior '{self.prior}'; valid choices: standard, learned.")
+
+  def one_hot(self, y: Array | None) -> Array | None:
+    if self.num_classes == 0:
+      return None
+    return jax.nn.one_hot(y, self.num_classes)
+
+  def encode(self, x: Array, y: Array | None = None) -> D.Distribution:
+    return self.posterior_head(self.encoder(x, self.one_hot(y)))
+
+  def decode(self, z: Array, y: Array | None = None) -> Array:
+    return self.decoder(z, self.one_hot(y))
+
+  def prior_dist(self, y: Array | None, batch: int) -> D.Distribution:
+    if self.prior == "learned":
+      c = self.one_hot(y)
+      return self.prior_net(jnp.ones((batch, 1)) if c is None else c)
+    info = D.family_info(self.family)
+    return info.standard_prior((batch, self.latent_dim), **dict(self.standard_prior_kwargs or {}))
+
+  def __call__(self, x: Array, y: Array | None = None):
+    """Initialization path: touches every submodule once."""
+    q = self.encode(x, y)
+    p = self.prior_dist(y, x.shape[0])
+    return q, p, self.decode(jnp.zeros((x.shape[0], self.latent_dim), x.dtype), y)

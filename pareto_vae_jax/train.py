@@ -1,0 +1,380 @@
+"""Training: the state, the pure train step, a whole-epoch ``lax.scan``, evaluation, the loop.
+
+``train_and_evaluate(config, workdir)`` is the one entry point; ``main.py`` and notebooks call it.
+
+Randomness: the key of example ``i`` at step ``t`` is ``fold_in(fold_in(key, t), i)``, so a
+draw depends on neither the device layout nor the batch it lands in. This is what makes one
+device, a sharded ``jit`` and ``pmap`` produce the same update on the same global batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import time
+from typing import Any, Callable
+
+import flax
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from pareto_vae_jax import checkpoint as ckpt_lib
+from pareto_vae_jax import data as data_lib
+from pareto_vae_jax import distributions as D
+from pareto_vae_jax import models
+from pareto_vae_jax import objectives
+
+Array = jax.Array
+Batch = dict[str, Array]
+
+# Config fields that define the model; a checkpoint saved under other values cannot be resumed.
+MODEL_KEYS = ("dataset", "latent", "conditional", "prior", "latent_dim", "architecture", "hidden",
+              "upsampling", "decoder_input", "pareto_alpha0", "pareto_scale", "likelihood")
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: Array
+  params: Any
+  opt_state: Any
+  rng: Array  # typed key; the per-step key is fold_in(rng, step)
+
+
+# ------------------------------------------------------------------------------------------------
+# Model construction.
+
+
+def latent_hyper(config: ml_collections.ConfigDict) -> tuple[dict[str, float], dict[str, float]]:
+  """(parameters the networks do not predict, keyword arguments of the standard prior).
+
+  The Pareto scale x_m is shared by posterior and prior (the guide, section 3.2.1), so the KL
+  is the shared-scale one; the standard prior is Pareto(alpha0, x_m).
+  """
+  if config.latent == "pareto":
+    return ({"scale": config.pareto_scale},
+            {"alpha": config.pareto_alpha0, "scale": config.pareto_scale})
+  return {}, {}
+
+
+def build_model(config: ml_collections.ConfigDict, ds: data_lib.Dataset) -> models.VAE:
+  fixed, prior_kwargs = latent_hyper(config)
+  return models.VAE(
+      family=config.latent,
+      latent_dim=config.latent_dim,
+      num_classes=ds.num_classes if config.conditional else 0,
+      input_shape=tuple(ds.input_shape),
+      architecture=config.architecture,
+      hidden=tuple(config.hidden),
+      upsampling=config.upsampling,
+      prior=config.prior,
+      fixed=fixed,
+      standard_prior_kwargs=prior_kwargs,
+  )
+
+
+def feeds_log(config: ml_collections.ConfigDict) -> bool:
+  """Whether the decoder sees log z rather than z (positive families only)."""
+  positive = D.family_info(config.latent).rsample_log is not None
+  if config.decoder_input == "auto":
+    return config.latent == "pareto"  # see docs/benchmarks.md, "Decoder input for Pareto"
+  if config.decoder_input not in ("z", "log"):
+    raise ValueError(f"Unknown decoder_input '{config.decoder_input}'; valid: auto, z, log.")
+  return positive and config.decoder_input == "log"
+
+
+# ------------------------------------------------------------------------------------------------
+# Per-example terms of the objective.
+
+
+def _example_keys(key: Array, index: Array) -> Array:
+  return jax.vmap(jax.random.fold_in, (None, 0))(key, index)
+
+
+def sample_latent(keys: Array, q: D.Distribution, num_samples: int | None = None):
+  """Draws per example (one key each). Returns (draw, log q(z), in_log_space).
+
+  Positive families are drawn in log space, where the draw and its density stay finite for
+  every tail index (``rsample_log``, ``log_prob_log``).
+  """
+  shape = () if num_samples is None else (num_samples,)
+  info = D.family_info(q)
+  in_log = info.rsample_log is not None
+  sampler = D.rsample_log if in_log else D.rsample
+  r = jax.vmap(lambda k, d: sampler(k, d, shape), out_axes=int(num_samples is not None))(keys, q)
+  return r, in_log
+
+
+def latent_log_prob(dist: D.Distribution, r: Array, in_log: bool) -> Array:
+  return D.log_prob_log(dist, r) if in_log else D.log_prob(dist, r)
+
+
+def decoder_input(r: Array, in_log: bool, use_log: bool) -> Array:
+  return r if (in_log and use_log) or not in_log else jnp.exp(r)
+
+
+def reconstruction_log_likelihood(config, out: Array, x: Array) -> Array:
+  """Per-example log p(x | z) (or minus the MSE, the study's loss, for ``mse``)."""
+  event_ndim = x.ndim - 1
+  if config.likelihood == "bernoulli":
+    return objectives.bernoulli_log_likelihood(out, x, event_ndim=event_ndim)
+  if config.likelihood == "gaussian":
+    return objectives.gaussian_log_likelihood(out, x, scale=config.gaussian_scale,
+                                              event_ndim=event_ndim)
+  if config.likelihood == "mse":
+    return -objectives.mean_squared_error(out, x, event_ndim=event_ndim)
+  raise ValueError(f"Unknown likelihood '{config.likelihood}'; valid: bernoulli, gaussian, mse.")
+
+
+def forward(model: models.VAE, config, params, batch: Batch, key: Array) -> dict[str, Array]:
+  """Encodes, samples once per example, decodes. Per-example terms, shapes [B] or [B, dim]."""
+  x, y = batch["x"], batch.get("y")
+  keys = _example_keys(key, batch["index"])
+  if config.binarize:
+    x = jax.vmap(data_lib.binarize)(jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys), x)
+  q = model.apply(params, x, y, method=models.VAE.encode)
+  p = model.apply(params, y, x.shape[0], method=models.VAE.prior_dist)
+  r, in_log = sample_latent(keys, q)
+  out = model.apply(params, decoder_input(r, in_log, feeds_log(config)), y,
+                    method=models.VAE.decode)
+  if D.has_closed_form_kl(type(q), type(p)):
+    kl_dim = D.kl(q, p)
+  else:  # a single-sample Monte Carlo estimate, unbiased, from the same draw
+    kl_dim = latent_log_prob(q, r, in_log) - latent_log_prob(p, r, in_log)
+  return {"log_lik": reconstruction_log_likelihood(config, out, x), "kl_dim": kl_dim}
+
+
+# ------------------------------------------------------------------------------------------------
+# The train step.
+
+
+def make_train_step(model: models.VAE, tx: optax.GradientTransformation, config, *,
+                    steps_per_epoch: int, axis_name: str | None = None) -> Callable:
+  """Builds the pure step ``(state, batch, key) -> (state, metrics)``.
+
+  With ``axis_name`` (under ``jax.pmap``), gradients, metrics and the batch mean of the
+  per-dimension KL (which free bits clamps) are averaged over that axis.
+  """
+  warmup_steps = config.warmup_epochs * steps_per_epoch
+
+  def pmean(x):
+    return x if axis_name is None else jax.lax.pmean(x, axis_name)
+
+  def loss_fn(params, batch, key, beta):
+    terms = forward(model, config, params, batch, key)
+    kl_dim_mean = pmean(jnp.mean(terms["kl_dim"], axis=0))
+    kl_objective = jnp.sum(objectives.free_bits(kl_dim_mean[None], bits=config.free_bits))
+    recon = -jnp.mean(terms["log_lik"])
+    # The study's loss is 1/2 (MSE + beta KL) (eq. 3); the others are the negative ELBO.
+    scale = 0.5 if config.likelihood == "mse" else 1.0
+    loss = scale * (recon + beta * kl_objective)
+    kl = jnp.sum(kl_dim_mean)
+    return loss, {"loss": loss, "recon": recon, "kl": kl, "elbo": -(recon + kl), "beta": beta}
+
+  def train_step(state: TrainState, batch: Batch, key: Array) -> tuple[TrainState, dict]:
+    key = jax.random.fold_in(key, state.step)
+    beta = config.beta * objectives.kl_warmup(state.step, warmup_steps=warmup_steps)
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, batch, key, beta)
+    grads = pmean(grads)
+    metrics = pmean(metrics)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics["grad_norm"] = optax.global_norm(grads)
+    metrics["param_norm"] = optax.global_norm(params)
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+  return train_step
+
+
+def make_optimizer(config) -> optax.GradientTransformation:
+  return optax.chain(optax.clip_by_global_norm(config.grad_clip), optax.adam(config.learning_rate))
+
+
+def init_state(model: models.VAE, tx, ds: data_lib.Dataset, config) -> TrainState:
+  rng = jax.random.key(config.seed)
+  x = jnp.zeros((1, *ds.input_shape), jnp.float32)
+  y = jnp.zeros((1,), jnp.int32)
+  params = model.init(jax.random.fold_in(rng, -1 % 2**31), x, y)
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
+                    rng=rng)
+
+
+def make_chunk_runner(train_step: Callable, mesh: Mesh) -> Callable:
+  """jit of a ``lax.scan`` over ``indices[n, B]``: n steps in one dispatch.
+
+  The data stays on device (replicated); each step gathers its batch and constrains it to be
+  split over the mesh's ``data`` axis, so XLA runs data-parallel and all-reduces gradients.
+  """
+  batch_sharding = NamedSharding(mesh, P("data"))
+
+  def run(state, data, indices):
+    def body(state, idx):
+      batch = {"x": data["x"][idx], "y": data["y"][idx], "index": idx}
+      batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+      return train_step(state, batch, state.rng)
+
+    return jax.lax.scan(body, state, indices)
+
+  return jax.jit(run, donate_argnums=0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Evaluation.
+
+
+def make_eval_fn(model: models.VAE, config, num_samples: int) -> Callable:
+  """Per-example test ELBO terms and the IWAE bound with ``num_samples`` importance samples."""
+
+  @jax.jit
+  def evaluate_batch(params, batch, key):
+    terms = forward(model, config, params, batch, key)
+    x, y = batch["x"], batch.get("y")
+    q = model.apply(params, x, y, method=models.VAE.encode)
+    p = model.apply(params, y, x.shape[0], method=models.VAE.prior_dist)
+    keys = _example_keys(jax.random.fold_in(key, 2), batch["index"])
+    r, in_log = sample_latent(keys, q, num_samples)  # [k, B, dim]
+    log_q = jnp.sum(latent_log_prob(q, r, in_log), -1)
+    log_p = jnp.sum(latent_log_prob(p, r, in_log), -1)
+    z_in = decoder_input(r, in_log, feeds_log(config))
+    out = jax.vmap(lambda z: model.apply(params, z, y, method=models.VAE.decode))(z_in)
+    log_lik = jax.vmap(lambda o: reconstruction_log_likelihood(config, o, x))(out)
+    kl = jnp.sum(terms["kl_dim"], -1)
+    return {"elbo": terms["log_lik"] - kl, "recon": -terms["log_lik"], "kl": kl,
+            "iwae": objectives.iwae_bound(log_lik, log_p, log_q)}
+
+  return evaluate_batch
+
+
+def evaluate(eval_fn: Callable, params, x: np.ndarray, y: np.ndarray, batch_size: int,
+             key: Array) -> dict[str, float]:
+  """Test metrics: means and standard errors over examples (the last partial batch included)."""
+  outputs: dict[str, list] = {}
+  for start in range(0, len(x), batch_size):
+    idx = np.arange(start, min(start + batch_size, len(x)))
+    batch = {"x": jnp.asarray(x[idx]), "y": jnp.asarray(y[idx]), "index": jnp.asarray(idx)}
+    for k, v in eval_fn(params, batch, key).items():
+      outputs.setdefault(k, []).append(np.asarray(v))
+  values = {k: np.concatenate(v) for k, v in outputs.items()}
+  result = {}
+  for name in ("elbo", "recon", "kl", "iwae"):
+    v = values[name].astype(np.float64)
+    result[name] = float(v.mean())
+    result[name + "_stderr"] = float(v.std() / math.sqrt(len(v)))
+  result["num_examples"] = int(len(x))
+  return result
+
+
+# ------------------------------------------------------------------------------------------------
+# The loop.
+
+
+def _check_config(config, ds: data_lib.Dataset, num_devices: int) -> None:
+  if config.latent not in D.family_names():
+    raise ValueError(f"Unknown latent '{config.latent}'; valid: {', '.join(D.family_names())}.")
+  if config.batch_size % num_devices:
+    raise ValueError(f"batch_size={config.batch_size} must be a multiple of the "
+                     f"{num_devices} devices; set --config.batch_size accordingly.")
+  if config.conditional:
+    for split, labels in (("train", ds.train_y), ("test", ds.test_y)):
+      if labels.min() < 0 or labels.max() >= ds.num_classes:
+        raise ValueError(
+            f"--conditional needs labels in [0, {ds.num_classes}); the {split} split of "
+            f"'{ds.name}' has labels in [{labels.min()}, {labels.max()}]. Fix the labels or run "
+            "without --conditional.")
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+  """Trains a (conditional) VAE, checkpointing into ``workdir``, and returns test metrics.
+
+  Resume order: the latest readable checkpoint in ``workdir`` (falling back to older ones if
+  the latest is damaged); otherwise a fresh initialization from ``config.seed``.
+  """
+  from pareto_vae_jax import reporting  # images and event files: a leaf the loop calls
+
+  os.makedirs(workdir, exist_ok=True)
+  ds = data_lib.load_dataset(config.dataset, seed=config.seed)
+  mesh = Mesh(np.array(jax.devices()), ("data",))
+  _check_config(config, ds, mesh.size)
+
+  model = build_model(config, ds)
+  tx = make_optimizer(config)
+  steps_per_epoch = len(ds.train_x) // config.batch_size
+  total_steps = steps_per_epoch * config.num_epochs
+  state = init_state(model, tx, ds, config)
+  meta = {"config": config.to_dict(), "steps_per_epoch": steps_per_epoch}
+  compat = tuple(f"config.{k}" for k in MODEL_KEYS)
+
+  checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                       max_to_keep=config.keep_checkpoints)
+  restored = checkpointer.restore_latest(state, meta, compat_keys=compat)
+  if restored is not None:
+    state, _, step = restored
+    logging.info("Resumed from the checkpoint at step %d in %s.", step, workdir)
+    print(f"Resumed from checkpoint at step {step} in {workdir}", flush=True)
+
+  replicated = NamedSharding(mesh, P())
+  state = jax.device_put(state, replicated)
+  data = jax.device_put({"x": ds.train_x, "y": ds.train_y}, replicated)
+  run_chunk = make_chunk_runner(
+      make_train_step(model, tx, config, steps_per_epoch=steps_per_epoch), mesh)
+  writer = reporting.MetricWriter(workdir)
+
+  step = int(state.step)
+  epoch_start, epoch_metrics = time.time(), []
+  while step < total_steps:
+    if config.halt_after_steps and step >= config.halt_after_steps:
+      break  # a simulated pre-emption, for tests; the checkpoint below is the resume point
+    epoch, offset = divmod(step, steps_per_epoch)
+    # The order of an epoch depends on (seed, epoch) only, so a resumed run sees the same one.
+    order = data_lib.epoch_permutation(config.seed, epoch, len(ds.train_x))
+    # A chunk (one compiled scan) ends at the epoch's end, a checkpoint step, or the halt step.
+    end = steps_per_epoch
+    if config.checkpoint_every_steps:
+      every = config.checkpoint_every_steps
+      end = min(end, offset + every - step % every)
+    if config.halt_after_steps:
+      end = min(end, offset + config.halt_after_steps - step)
+    indices = order[:steps_per_epoch * config.batch_size].reshape(steps_per_epoch, -1)[offset:end]
+    state, metrics = run_chunk(state, data, jnp.asarray(indices))
+    metrics = jax.device_get(metrics)
+    if not all(np.isfinite(v).all() for v in metrics.values()):
+      bad = {k: float(np.asarray(v)[~np.isfinite(v)][0]) for k, v in metrics.items()
+             if not np.isfinite(v).all()}
+      raise FloatingPointError(f"Non-finite training metrics at step {step}: {bad}. Lower the "
+                               "learning rate or check the latent heads' floors.")
+    epoch_metrics.append(metrics)
+    step = int(state.step)
+    checkpointer.save(step, state, meta | {"epoch": epoch, "offset": end}, force=True)
+    if end == steps_per_epoch:
+      summary = {k: float(np.mean(np.concatenate([np.ravel(m[k]) for m in epoch_metrics])))
+                 for k in epoch_metrics[0]}
+      elapsed = time.time() - epoch_start
+      rate = sum(len(m["loss"]) for m in epoch_metrics) / max(elapsed, 1e-9)
+      eta = (total_steps - step) / rate
+      writer.write_scalars(step, {"epoch": epoch + 1, **summary, "steps_per_sec": rate}, "train")
+      print(f"epoch {epoch + 1}/{config.num_epochs}  {rate:6.1f} steps/s  ETA {eta:5.0f}s  "
+            f"loss {summary['loss']:.3f}  recon {summary['recon']:.3f}  kl {summary['kl']:.3f}  "
+            f"beta {summary['beta']:.3f}", flush=True)
+      epoch_start, epoch_metrics = time.time(), []
+  checkpointer.close()
+
+  params = jax.device_get(state.params)
+  eval_fn = make_eval_fn(model, config, config.iwae_samples)
+  results = evaluate(eval_fn, params, ds.test_x, ds.test_y, config.eval_batch_size,
+                     jax.random.fold_in(jax.random.key(config.seed), 2**30))
+  results["step"] = step
+  results["finished"] = step >= total_steps
+  writer.write_scalars(step, {k: v for k, v in results.items() if isinstance(v, float)}, "test")
+  if results["finished"]:
+    with open(os.path.join(workdir, "test_metrics.json"), "w") as f:
+      json.dump(results | {"config": config.to_dict()}, f, indent=2)
+    reporting.write_images(workdir, model, params, ds, config, feeds_log(config))
+  writer.close()
+  return results

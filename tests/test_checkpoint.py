@@ -1,0 +1,206 @@
+"""Tests for pareto_vae_jax.checkpoint (CPU, small, tmp_path only)."""
+
+import os
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from absl import logging as absl_logging
+
+from pareto_vae_jax.checkpoint import Checkpointer, IncompatibleCheckpointError
+
+COMPAT_KEYS = ("config.latent", "config.latent_dim", "config.model")
+
+
+def _meta(latent="pareto", latent_dim=8, epoch=0, index=0):
+  return {
+      "config": {"latent": latent, "latent_dim": latent_dim, "model": "conv",
+                 "lr": 1e-3},
+      "seed": 42,
+      "epoch": epoch,
+      "index": index,
+  }
+
+
+def _state(scale=1.0, latent_dim=8):
+  params = {
+      "enc": {"kernel": scale * jnp.ones((3, latent_dim)),
+              "bias": jnp.zeros((latent_dim,))},
+      "dec": {"kernel": scale * jnp.ones((latent_dim, 3), jnp.bfloat16)},
+  }
+  opt_state = optax.adam(1e-3).init(params)
+  return {"params": params, "opt_state": opt_state, "step": int(scale),
+          "rng": jax.random.key(int(scale))}
+
+
+def _snapshot(root):
+  """Relative path -> file bytes (None for directories), for the whole tree."""
+  snap = {}
+  for dirpath, dirnames, filenames in os.walk(root):
+    for d in dirnames:
+      snap[os.path.relpath(os.path.join(dirpath, d), root)] = None
+    for f in filenames:
+      p = os.path.join(dirpath, f)
+      snap[os.path.relpath(p, root)] = pathlib.Path(p).read_bytes()
+  return snap
+
+
+def _assert_same_tree(a, b):
+  assert jax.tree.structure(a) == jax.tree.structure(b)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    assert type(x) is type(y)
+    if isinstance(y, jax.Array) and jax.dtypes.issubdtype(
+        y.dtype, jax.dtypes.prng_key):
+      assert jax.random.key_impl(x) == jax.random.key_impl(y)
+      x, y = jax.random.key_data(x), jax.random.key_data(y)
+    assert np.asarray(x).dtype == np.asarray(y).dtype
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_round_trip_with_optax_state_int_step_and_typed_key(tmp_path):
+  state = _state(scale=5.0)
+  # Advance Adam once so mu/nu/count are non-trivial.
+  tx = optax.adam(1e-3)
+  grads = jax.tree.map(jnp.ones_like, state["params"])
+  _, state["opt_state"] = tx.update(grads, state["opt_state"], state["params"])
+  meta = _meta(epoch=3, index=1280)
+
+  with Checkpointer(tmp_path / "ckpt") as ckpt:
+    assert ckpt.restore_latest(_state(), _meta(), compat_keys=COMPAT_KEYS) is None
+    assert ckpt.save(5, state, meta)
+    assert ckpt.latest_step() == 5
+
+  # A fresh Checkpointer, as after a process restart.
+  with Checkpointer(tmp_path / "ckpt") as ckpt:
+    restored = ckpt.restore_latest(_state(), _meta(), compat_keys=COMPAT_KEYS)
+  assert restored is not None
+  got, got_meta, step = restored
+  assert step == 5
+  assert got_meta == meta
+  _assert_same_tree(got, state)
+  assert isinstance(got["opt_state"][0], optax.ScaleByAdamState)
+  # The restored key must work as a key, and continue the same stream.
+  np.testing.assert_array_equal(
+      jax.random.key_data(jax.random.split(got["rng"])),
+      jax.random.key_data(jax.random.split(state["rng"])),
+  )
+
+
+def test_keeps_only_last_k(tmp_path):
+  with Checkpointer(tmp_path, max_to_keep=2) as ckpt:
+    ckpt.restore_latest(_state(), _meta())
+    for step in (1, 2, 3, 4):
+      ckpt.save(step, _state(scale=step), _meta(index=step))
+    assert ckpt.all_steps() == [3, 4]
+    got, meta, step = ckpt.restore_latest(_state(), _meta())
+  assert step == 4 and meta["index"] == 4
+  _assert_same_tree(got, _state(scale=4))
+
+
+def test_save_interval_and_force(tmp_path):
+  with Checkpointer(tmp_path, save_interval_steps=10, async_save=False) as ckpt:
+    ckpt.restore_latest(_state(), _meta())
+    assert ckpt.save(10, _state(), _meta())
+    assert not ckpt.save(15, _state(), _meta())
+    assert ckpt.save(17, _state(), _meta(), force=True)
+    assert ckpt.all_steps() == [10, 17]
+
+
+def _delete_meta(step_dir):
+  os.remove(step_dir / "meta" / "metadata")
+
+
+def _truncate_state_metadata(step_dir):
+  p = step_dir / "state" / "_METADATA"
+  p.write_bytes(p.read_bytes()[:20])
+
+
+def _truncate_state_data(step_dir):
+  # The OCDBT manifest indexes the array data; a torn write leaves it short.
+  for p in (step_dir / "state").rglob("manifest.ocdbt"):
+    p.write_bytes(p.read_bytes()[:8])
+
+
+# A failed Orbax read can leave a callback for an already closed asyncio loop;
+# that is Orbax-internal noise, not a failure of the fallback.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize(
+    "damage", [_delete_meta, _truncate_state_metadata, _truncate_state_data])
+def test_damaged_latest_falls_back_to_previous(tmp_path, damage, monkeypatch):
+  with Checkpointer(tmp_path) as ckpt:
+    ckpt.restore_latest(_state(), _meta())
+    ckpt.save(1, _state(scale=1), _meta(index=1))
+    ckpt.save(2, _state(scale=2), _meta(index=2))
+  damage(tmp_path / "2")
+
+  warnings = []
+  monkeypatch.setattr(absl_logging, "warning",
+                      lambda msg, *args: warnings.append(msg % args))
+  with Checkpointer(tmp_path) as ckpt:
+    got, meta, step = ckpt.restore_latest(_state(), _meta())
+    assert step == 1 and meta["index"] == 1
+    _assert_same_tree(got, _state(scale=1))
+    ours = [w for w in warnings if "falling back" in w]
+    assert len(ours) == 1 and "step 2" in ours[0], warnings
+    # Training resumes from step 1 and reaches step 2 again: the damaged
+    # step 2 must not block that save.
+    assert ckpt.save(2, _state(scale=3), _meta(index=3))
+    assert ckpt.all_steps() == [1, 2]
+  with Checkpointer(tmp_path) as ckpt:
+    got, meta, step = ckpt.restore_latest(_state(), _meta())
+  assert step == 2 and meta["index"] == 3
+  _assert_same_tree(got, _state(scale=3))
+
+
+def test_all_damaged_returns_none(tmp_path):
+  with Checkpointer(tmp_path) as ckpt:
+    ckpt.restore_latest(_state(), _meta())
+    ckpt.save(1, _state(), _meta())
+  _delete_meta(tmp_path / "1")
+  with Checkpointer(tmp_path) as ckpt:
+    assert ckpt.restore_latest(_state(), _meta()) is None
+    assert ckpt.save(1, _state(), _meta())  # Allowed after the check.
+    assert ckpt.all_steps() == [1]
+
+
+def test_incompatible_meta_raises_and_touches_nothing(tmp_path):
+  root = tmp_path / "workdir"
+  with Checkpointer(root, max_to_keep=2) as ckpt:
+    ckpt.restore_latest(_state(), _meta())
+    ckpt.save(1, _state(), _meta())
+    ckpt.save(2, _state(), _meta())
+  before = _snapshot(root)
+
+  with Checkpointer(root, max_to_keep=2) as ckpt:
+    with pytest.raises(IncompatibleCheckpointError) as err:
+      ckpt.restore_latest(_state(), _meta(latent="lognormal", latent_dim=8),
+                          compat_keys=COMPAT_KEYS)
+    # Without a passed check, a save (which could garbage-collect) refuses.
+    with pytest.raises(RuntimeError):
+      ckpt.save(3, _state(), _meta(latent="lognormal"))
+  msg = str(err.value)
+  assert isinstance(err.value, ValueError)
+  assert str(root) in msg
+  assert "config.latent: saved 'pareto' vs requested 'lognormal'" in msg
+  assert "latent_dim" not in msg  # Equal keys are not reported.
+  assert "--workdir" in msg and "delete" in msg
+  assert _snapshot(root) == before
+
+
+def test_shape_mismatch_is_incompatible_not_damage(tmp_path):
+  # latent_dim changed but the caller forgot to list it in compat_keys: the
+  # arrays no longer fit, which must not be mistaken for a damaged step.
+  with Checkpointer(tmp_path) as ckpt:
+    ckpt.restore_latest(_state(), _meta())
+    ckpt.save(1, _state(), _meta())
+  before = _snapshot(tmp_path)
+  with Checkpointer(tmp_path) as ckpt:
+    with pytest.raises(IncompatibleCheckpointError) as err:
+      ckpt.restore_latest(_state(latent_dim=16), _meta(latent_dim=16),
+                          compat_keys=("config.latent",))
+  assert str(tmp_path) in str(err.value)
+  assert "(3, 8)" in str(err.value) and "(3, 16)" in str(err.value)
+  assert _snapshot(tmp_path) == before
