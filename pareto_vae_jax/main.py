@@ -14,8 +14,7 @@ from ml_collections import config_flags
 
 from pareto_vae_jax import distributions, train
 
-_DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                               "configs", "default.py")
+_DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.py")
 
 config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Training configuration file.",
                                 lock_config=True)

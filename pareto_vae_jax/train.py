@@ -133,12 +133,18 @@ def reconstruction_log_likelihood(config, out: Array, x: Array) -> Array:
   raise ValueError(f"Unknown likelihood '{config.likelihood}'; valid: bernoulli, gaussian, mse.")
 
 
+def observed(config, batch: Batch, key: Array) -> Array:
+  """The inputs the model encodes and scores: ``x``, or with ``binarize`` a Bernoulli(x) draw."""
+  if not config.binarize:
+    return batch["x"]
+  keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(_example_keys(key, batch["index"]))
+  return jax.vmap(data_lib.binarize)(keys, batch["x"])
+
+
 def forward(model: models.VAE, config, params, batch: Batch, key: Array) -> dict[str, Array]:
   """Encodes, samples once per example, decodes. Per-example terms, shapes [B] or [B, dim]."""
-  x, y = batch["x"], batch.get("y")
+  x, y = observed(config, batch, key), batch.get("y")
   keys = _example_keys(key, batch["index"])
-  if config.binarize:
-    x = jax.vmap(data_lib.binarize)(jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys), x)
   q = model.apply(params, x, y, method=models.VAE.encode)
   p = model.apply(params, y, x.shape[0], method=models.VAE.prior_dist)
   r, in_log = sample_latent(keys, q)
@@ -201,9 +207,10 @@ def init_state(model: models.VAE, tx, ds: data_lib.Dataset, config) -> TrainStat
   rng = jax.random.key(config.seed)
   x = jnp.zeros((1, *ds.input_shape), jnp.float32)
   y = jnp.zeros((1,), jnp.int32)
-  params = model.init(jax.random.fold_in(rng, -1 % 2**31), x, y)
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
-                    rng=rng)
+  # Jitted: run eagerly, each initializer op would compile on its own (seconds on a CPU).
+  params = jax.jit(model.init)(jax.random.fold_in(rng, -1 % 2**31), x, y)
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    opt_state=jax.jit(tx.init)(params), rng=rng)
 
 
 def make_chunk_runner(train_step: Callable, mesh: Mesh) -> Callable:
@@ -220,9 +227,18 @@ def make_chunk_runner(train_step: Callable, mesh: Mesh) -> Callable:
       batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
       return train_step(state, batch, state.rng)
 
-    return jax.lax.scan(body, state, indices)
+    # A short chunk is unrolled: XLA:CPU runs convolutions inside a while loop ~35x slower
+    # than unrolled (docs/benchmarks.md), so conv models on CPU dispatch one step at a time.
+    return jax.lax.scan(body, state, indices, unroll=indices.shape[0] <= 4)
 
   return jax.jit(run, donate_argnums=0)
+
+
+def steps_per_dispatch(config) -> int:
+  """Steps per compiled call: the whole epoch, except for conv models on CPU (see above)."""
+  if config.steps_per_dispatch:
+    return config.steps_per_dispatch
+  return 1 if config.architecture == "conv" and jax.default_backend() == "cpu" else 0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -235,7 +251,7 @@ def make_eval_fn(model: models.VAE, config, num_samples: int) -> Callable:
   @jax.jit
   def evaluate_batch(params, batch, key):
     terms = forward(model, config, params, batch, key)
-    x, y = batch["x"], batch.get("y")
+    x, y = observed(config, batch, key), batch.get("y")  # the draw the ELBO terms scored
     q = model.apply(params, x, y, method=models.VAE.encode)
     p = model.apply(params, y, x.shape[0], method=models.VAE.prior_dist)
     keys = _example_keys(jax.random.fold_in(key, 2), batch["index"])
@@ -281,6 +297,13 @@ def _check_config(config, ds: data_lib.Dataset, num_devices: int) -> None:
   if config.batch_size % num_devices:
     raise ValueError(f"batch_size={config.batch_size} must be a multiple of the "
                      f"{num_devices} devices; set --config.batch_size accordingly.")
+  if config.likelihood == "bernoulli":
+    lo = min(ds.train_x.min(), ds.test_x.min())
+    hi = max(ds.train_x.max(), ds.test_x.max())
+    if lo < 0 or hi > 1:  # outside [0, 1] the Bernoulli log-likelihood is unbounded above
+      raise ValueError(
+          f"likelihood 'bernoulli' needs inputs in [0, 1]; '{ds.name}' has inputs in "
+          f"[{lo:.3g}, {hi:.3g}]. Set --config.likelihood=gaussian (or mse).")
   if config.conditional:
     for split, labels in (("train", ds.train_y), ("test", ds.test_y)):
       if labels.min() < 0 or labels.max() >= ds.num_classes:
@@ -327,6 +350,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   writer = reporting.MetricWriter(workdir)
 
   step = int(state.step)
+  dispatch = steps_per_dispatch(config)
   epoch_start, epoch_metrics = time.time(), []
   while step < total_steps:
     if config.halt_after_steps and step >= config.halt_after_steps:
@@ -341,6 +365,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       end = min(end, offset + every - step % every)
     if config.halt_after_steps:
       end = min(end, offset + config.halt_after_steps - step)
+    if dispatch:
+      end = min(end, offset + dispatch)
     indices = order[:steps_per_epoch * config.batch_size].reshape(steps_per_epoch, -1)[offset:end]
     state, metrics = run_chunk(state, data, jnp.asarray(indices))
     metrics = jax.device_get(metrics)
@@ -351,7 +377,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                                "learning rate or check the latent heads' floors.")
     epoch_metrics.append(metrics)
     step = int(state.step)
-    checkpointer.save(step, state, meta | {"epoch": epoch, "offset": end}, force=True)
+    if end == steps_per_epoch or (config.checkpoint_every_steps
+                                  and step % config.checkpoint_every_steps == 0) or (
+                                      config.halt_after_steps and step >= config.halt_after_steps):
+      checkpointer.save(step, state, meta | {"epoch": epoch, "offset": end}, force=True)
     if end == steps_per_epoch:
       summary = {k: float(np.mean(np.concatenate([np.ravel(m[k]) for m in epoch_metrics])))
                  for k in epoch_metrics[0]}

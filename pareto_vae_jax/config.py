@@ -1,0 +1,48 @@
+r"""The default configuration, sized to finish on a 2-core CPU in minutes.
+
+It lives in the package so that any install (a Colab ``pip install``, say) has it; the files in
+``configs/`` import it and override a few fields. ``main`` uses it when no ``--config`` is given:
+
+    python -m pareto_vae_jax.main --latent=pareto --conditional
+    python -m pareto_vae_jax.main --config=configs/default.py --config.num_epochs=3
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  # Data.
+  c.dataset = "mnist"            # mnist | synthetic_lognormal | synthetic_pareto
+  c.binarize = False             # dynamic binarization of [0, 1] pixels at every step
+  # Model.
+  c.latent = "pareto"            # any registered family: gaussian, lognormal, pareto, inverse_gaussian
+  c.conditional = False          # condition encoder, decoder (and learned prior) on the label
+  c.prior = "standard"           # standard (fixed) | learned (p(z|c) from a prior network)
+  c.latent_dim = 16              # number of latent dimensions
+  c.architecture = "mlp"         # mlp | conv (the MNIST report's tables 1-2)
+  c.hidden = (512, 256)          # MLP widths (encoder; the decoder mirrors them)
+  c.upsampling = "subpixel"      # conv decoder upsampling: subpixel | transpose (docs/benchmarks.md)
+  c.decoder_input = "auto"       # z | log (log z for positive families) | auto (log for pareto)
+  c.pareto_alpha0 = 1.0          # tail index of the standard Pareto prior
+  c.pareto_scale = 1.0           # x_m, shared by the Pareto posterior and prior
+  c.likelihood = "bernoulli"     # bernoulli (BCE) | gaussian | mse (the heavy-tail study)
+  c.gaussian_scale = 1.0         # observation std of the gaussian likelihood
+  # Objective.
+  c.beta = 1.0                   # weight of the KL term after warm-up
+  c.warmup_epochs = 1.0          # linear KL warm-up beta(t) = min(1, t / T) over T epochs
+  c.free_bits = 0.0              # per-dimension KL floor in nats (0 = off)
+  # Optimization.
+  c.batch_size = 128             # global batch (split over all local devices)
+  c.num_epochs = 10              # passes over the 60k training digits
+  c.learning_rate = 1e-3         # Adam
+  c.grad_clip = 100.0            # global-norm clip; rarely active, guards heavy-tailed draws
+  c.seed = 0                     # initialization, data order and sampling
+  c.steps_per_dispatch = 0       # steps per compiled lax.scan call; 0: the epoch (1 for conv on CPU)
+  # Checkpoints and evaluation.
+  c.checkpoint_every_steps = 0   # also save every N steps inside an epoch (0: at epoch ends)
+  c.keep_checkpoints = 3         # the last k checkpoints are kept
+  c.halt_after_steps = 0         # stop as if pre-empted after this many steps (tests; 0: off)
+  c.iwae_samples = 64            # importance samples for the test IWAE bound
+  c.eval_batch_size = 500        # test examples per evaluation batch
+  return c
