@@ -227,9 +227,11 @@ def make_chunk_runner(train_step: Callable, mesh: Mesh) -> Callable:
       batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
       return train_step(state, batch, state.rng)
 
-    # A short chunk is unrolled: XLA:CPU runs convolutions inside a while loop ~35x slower
+    # A one-step chunk is unrolled: XLA:CPU runs convolutions inside a while loop ~35x slower
     # than unrolled (docs/benchmarks.md), so conv models on CPU dispatch one step at a time.
-    return jax.lax.scan(body, state, indices, unroll=indices.shape[0] <= 4)
+    # Only then: n unrolled steps round differently from n loop iterations, and a resumed run's
+    # chunks are cut elsewhere, so it would not end bit-identical (tests/test_resume.py).
+    return jax.lax.scan(body, state, indices, unroll=indices.shape[0] == 1)
 
   return jax.jit(run, donate_argnums=0)
 

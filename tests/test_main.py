@@ -1,0 +1,139 @@
+"""End to end: the command line trains, evaluates, writes its outputs, resumes, and refuses bad input.
+
+The command line runs in a subprocess, the honest test of flag parsing; it inherits the four host
+CPU devices of conftest.py, so every run is data-parallel over a 4-device mesh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pareto_vae_jax import distributions, train
+
+import tiny
+
+
+# A larger batch keeps the steps few (39 per epoch); two even eval batches compile once. The
+# decoder sees log z: on these raw inputs (up to ~37) an untrained encoder's LogNormal
+# z = exp(mu + sigma eps) can overflow float32 at the first step.
+CLI_SIZES = dict(batch_size=256, eval_batch_size=1000, decoder_input="log")
+STEPS_PER_EPOCH = 10_000 // 256
+
+
+def _run_main(*args: str, cwd) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, "-m", "pareto_vae_jax.main", *args], cwd=cwd,
+                        capture_output=True, text=True, timeout=300)
+
+
+def _tiny_main(workdir, *args: str, **overrides) -> subprocess.CompletedProcess:
+  proc = _run_main("--dataset=synthetic_lognormal", f"--workdir={workdir}", *args,
+                   *tiny.cli_flags(**overrides), cwd=os.path.dirname(workdir))
+  assert proc.returncode == 0, proc.stderr[-5000:]
+  return proc
+
+
+def _read_jsonl(path) -> list[dict]:
+  with open(path) as f:
+    return [json.loads(line) for line in f]
+
+
+@pytest.mark.parametrize("conditional", [False, True], ids=["vae", "cvae"])
+@pytest.mark.parametrize("latent", distributions.family_names())
+def test_main_trains_evaluates_and_writes_every_output(tmp_path, latent, conditional):
+  workdir = tmp_path / "run"
+  proc = _tiny_main(workdir, f"--latent={latent}", *(["--conditional"] if conditional else []),
+                    **CLI_SIZES)
+
+  assert "epoch 1/2" in proc.stdout and "epoch 2/2" in proc.stdout, proc.stdout
+  steps = 2 * STEPS_PER_EPOCH
+  assert str(steps) in os.listdir(workdir / "checkpoints")
+  assert any(f.startswith("events.out.tfevents") for f in os.listdir(workdir / "tensorboard"))
+
+  train_lines = [m for m in _read_jsonl(workdir / "metrics.jsonl") if m["split"] == "train"]
+  assert [m["epoch"] for m in train_lines] == [1, 2]
+  for m in train_lines:
+    for k in ("loss", "recon", "kl", "beta"):
+      assert math.isfinite(m[k]), m
+
+  with open(workdir / "test_metrics.json") as f:
+    results = json.load(f)
+  assert results["finished"] and results["step"] == steps
+  assert results["config"]["latent"] == latent
+  assert results["config"]["conditional"] == conditional
+  for k in ("elbo", "iwae", "elbo_stderr", "iwae_stderr"):
+    assert math.isfinite(results[k]), results
+  # IWAE >= ELBO holds in expectation (Burda et al. 2016, theorem 1); both are estimates, so
+  # allow three standard errors of their difference (taken as independent: conservative).
+  slack = 3 * math.hypot(results["elbo_stderr"], results["iwae_stderr"])
+  assert results["iwae"] >= results["elbo"] - slack, results
+
+
+def test_main_run_again_resumes_from_its_checkpoint_instead_of_restarting(tmp_path):
+  workdir = tmp_path / "run"
+  args = ("--latent=pareto", "--conditional")
+  first = _tiny_main(workdir, *args, num_epochs=1, **CLI_SIZES)
+  assert "Resumed from checkpoint" not in first.stdout
+  second = _tiny_main(workdir, *args, num_epochs=1, **CLI_SIZES)
+
+  assert f"Resumed from checkpoint at step {STEPS_PER_EPOCH}" in second.stdout, second.stdout
+  assert "epoch 1/1" not in second.stdout  # nothing left to train
+  lines = _read_jsonl(workdir / "metrics.jsonl")
+  assert [m["split"] for m in lines] == ["train", "test", "test"]
+
+
+@pytest.mark.parametrize("flag, expected", [
+    ("--latent=cauchy", ["cauchy", *distributions.family_names()]),
+    ("--prior=foo", ["foo", "standard", "learned"]),
+    ("--config.nonexistent=1", ["nonexistent"]),
+])
+def test_main_refuses_a_bad_flag_and_names_it(tmp_path, flag, expected):
+  proc = _run_main(flag, f"--workdir={tmp_path / 'run'}", cwd=tmp_path)
+  assert proc.returncode != 0
+  for word in expected:
+    assert word in proc.stderr, proc.stderr
+  assert not (tmp_path / "run").exists()
+
+
+def test_conditional_training_refuses_labels_outside_the_classes(tmp_path, monkeypatch):
+  ds = tiny.small_dataset("synthetic_lognormal", 256, 64)
+  bad_y = ds.train_y.copy()
+  bad_y[3] = ds.num_classes  # one label too large
+  tiny.patch_dataset(monkeypatch, dataclasses.replace(ds, train_y=bad_y))
+
+  with pytest.raises(ValueError) as info:
+    train.train_and_evaluate(tiny.config(conditional=True), str(tmp_path / "run"))
+  message = str(info.value)
+  assert f"[0, {ds.num_classes})" in message
+  assert f"[0, {ds.num_classes}]" in message  # the range found in the train split
+  assert "without --conditional" in message
+  assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_bernoulli_likelihood_refuses_inputs_outside_the_unit_interval(tmp_path, monkeypatch):
+  tiny.patch_dataset(monkeypatch, tiny.small_dataset("synthetic_lognormal", 256, 64))
+
+  with pytest.raises(ValueError) as info:
+    train.train_and_evaluate(tiny.config(likelihood="bernoulli"), str(tmp_path / "run"))
+  message = str(info.value)
+  assert "'bernoulli' needs inputs in [0, 1]" in message and "synthetic_lognormal" in message
+  assert "--config.likelihood=gaussian" in message
+
+
+def test_mnist_conv_run_writes_reconstruction_and_sample_grids(tmp_path, monkeypatch):
+  tiny.patch_dataset(monkeypatch, tiny.small_dataset("mnist", 128, 64))
+  config = tiny.config(dataset="mnist", likelihood="bernoulli", architecture="conv",
+                       conditional=True, num_epochs=1, binarize=True)
+  results = train.train_and_evaluate(config, str(tmp_path))
+
+  assert results["finished"] and np.isfinite(results["iwae"])
+  for name in ("reconstructions.png", "samples.png"):
+    with open(tmp_path / name, "rb") as f:
+      assert f.read(8) == b"\x89PNG\r\n\x1a\n", name
