@@ -9,7 +9,6 @@ device, a sharded ``jit`` and ``pmap`` produce the same update on the same globa
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -117,7 +116,7 @@ def latent_log_prob(dist: D.Distribution, r: Array, in_log: bool) -> Array:
 
 
 def decoder_input(r: Array, in_log: bool, use_log: bool) -> Array:
-  return r if (in_log and use_log) or not in_log else jnp.exp(r)
+  return jnp.exp(r) if in_log and not use_log else r
 
 
 def reconstruction_log_likelihood(config, out: Array, x: Array) -> Array:
@@ -208,7 +207,8 @@ def init_state(model: models.VAE, tx, ds: data_lib.Dataset, config) -> TrainStat
   x = jnp.zeros((1, *ds.input_shape), jnp.float32)
   y = jnp.zeros((1,), jnp.int32)
   # Jitted: run eagerly, each initializer op would compile on its own (seconds on a CPU).
-  params = jax.jit(model.init)(jax.random.fold_in(rng, -1 % 2**31), x, y)
+  # Initialization draws from its own stream, separate from the per-step fold_in(rng, step).
+  params = jax.jit(model.init)(jax.random.split(rng)[1], x, y)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=jax.jit(tx.init)(params), rng=rng)
 
