@@ -12,9 +12,10 @@ import math
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import erfcx, log_ndtr
+from jax.scipy.special import log_ndtr
 
 from pareto_vae_jax.distributions import base
+from pareto_vae_jax.distributions.special import erfcx
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
