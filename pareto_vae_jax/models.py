@@ -53,9 +53,19 @@ class Upsample2x(nn.Module):
     return x[:, :self.size, :self.size, :]
 
 
+def head_init(scale: float) -> nn.initializers.Initializer:
+  """The encoder's last layer (the latent head's input): LeCun normal scaled by ``scale``.
+
+  ``scale`` < 1 starts every posterior near the head's value at 0 (the heavy-tail study,
+  section 3.2: smaller initial weights keep early LogNormal draws from exploding).
+  """
+  return nn.initializers.variance_scaling(scale, "fan_in", "truncated_normal")
+
+
 class MLPEncoder(nn.Module):
   hidden: Sequence[int]
   num_outputs: int
+  head_init_scale: float = 1.0
 
   @nn.compact
   def __call__(self, x: Array, c: Array | None) -> Array:
@@ -64,13 +74,14 @@ class MLPEncoder(nn.Module):
       h = jnp.concatenate([h, c], axis=-1)
     for width in self.hidden:
       h = nn.relu(nn.Dense(width)(h))
-    return nn.Dense(self.num_outputs)(h)
+    return nn.Dense(self.num_outputs, kernel_init=head_init(self.head_init_scale))(h)
 
 
 class ConvEncoder(nn.Module):
   """The report's table 1: conv 32-64-128, kernels 4/4/3, stride 2, then a linear head."""
 
   num_outputs: int
+  head_init_scale: float = 1.0
 
   @nn.compact
   def __call__(self, x: Array, c: Array | None) -> Array:
@@ -81,7 +92,8 @@ class ConvEncoder(nn.Module):
                           axis=-1)
     for features, kernel in ((32, 4), (64, 4), (128, 3)):
       h = nn.relu(nn.Conv(features, (kernel, kernel), strides=(2, 2), padding="SAME")(h))
-    return nn.Dense(self.num_outputs)(h.reshape(h.shape[0], -1))
+    return nn.Dense(self.num_outputs, kernel_init=head_init(self.head_init_scale))(
+        h.reshape(h.shape[0], -1))
 
 
 class MLPDecoder(nn.Module):
@@ -172,6 +184,7 @@ class VAE(nn.Module):
     prior: ``standard`` (fixed) or ``learned`` (LearnedPrior).
     fixed: parameters neither encoder nor prior predict.
     standard_prior_kwargs: arguments of the family's standard prior.
+    head_init_scale: scale of the encoder's last-layer initialization (see ``head_init``).
   """
 
   family: str
@@ -184,16 +197,17 @@ class VAE(nn.Module):
   prior: str = "standard"
   fixed: Mapping[str, float] | None = None
   standard_prior_kwargs: Mapping[str, float] | None = None
+  head_init_scale: float = 1.0
 
   def setup(self):
     fixed = dict(self.fixed or {})
     self.posterior_head = LatentHead(self.family, self.latent_dim, fixed)
     num_raw = self.latent_dim * len(self.posterior_head.predicted)
     if self.architecture == "conv":
-      self.encoder = ConvEncoder(num_raw)
+      self.encoder = ConvEncoder(num_raw, self.head_init_scale)
       self.decoder = ConvDecoder(self.input_shape, self.upsampling)
     elif self.architecture == "mlp":
-      self.encoder = MLPEncoder(self.hidden, num_raw)
+      self.encoder = MLPEncoder(self.hidden, num_raw, self.head_init_scale)
       self.decoder = MLPDecoder(self.hidden, self.input_shape)
     else:
       raise ValueError(f"Unknown architecture '{self.architecture}'; valid choices: mlp, conv.")

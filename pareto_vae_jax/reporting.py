@@ -64,14 +64,17 @@ def write_images(workdir: str, model: models.VAE, params, ds, config, use_log: b
   if len(ds.input_shape) != 3:
     logging.info("No image grids for non-image data '%s'.", ds.name)
     return
+  encode = jax.jit(lambda p, x, y: model.apply(p, x, y, method=models.VAE.encode))
+  decode = jax.jit(lambda p, z, y: model.apply(p, z, y, method=models.VAE.decode))
+  prior = jax.jit(lambda p, y: model.apply(p, y, y.shape[0], method=models.VAE.prior_dist))
   key = jax.random.key(config.seed)
   x, y = jnp.asarray(ds.test_x[:50]), jnp.asarray(ds.test_y[:50])
-  q = model.apply(params, x, y, method=models.VAE.encode)
+  q = encode(params, x, y)
   info = D.family_info(q)
   in_log = info.rsample_log is not None
   draw = (D.rsample_log if in_log else D.rsample)(key, q)
   z = draw if (use_log or not in_log) else jnp.exp(draw)
-  recon = _to_pixels(model.apply(params, z, y, method=models.VAE.decode), config.likelihood)
+  recon = _to_pixels(decode(params, z, y), config.likelihood)
   grid = tile(np.concatenate([np.asarray(x)[:10], recon[:10], np.asarray(x)[10:20],
                               recon[10:20]]), 4, 10)
   _save_png(os.path.join(workdir, "reconstructions.png"), grid,
@@ -79,9 +82,9 @@ def write_images(workdir: str, model: models.VAE, params, ds, config, use_log: b
 
   classes = ds.num_classes if config.conditional else 1
   labels = jnp.repeat(jnp.arange(classes), 10)
-  p = model.apply(params, labels, labels.shape[0], method=models.VAE.prior_dist)
+  p = prior(params, labels)
   draw = (D.rsample_log if in_log else D.rsample)(jax.random.fold_in(key, 1), p)
   z = draw if (use_log or not in_log) else jnp.exp(draw)
-  samples = _to_pixels(model.apply(params, z, labels, method=models.VAE.decode), config.likelihood)
+  samples = _to_pixels(decode(params, z, labels), config.likelihood)
   title = ("prior samples, one row per class" if config.conditional else "prior samples")
   _save_png(os.path.join(workdir, "samples.png"), tile(samples, classes, 10), title)

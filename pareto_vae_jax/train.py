@@ -30,6 +30,7 @@ from pareto_vae_jax import data as data_lib
 from pareto_vae_jax import distributions as D
 from pareto_vae_jax import models
 from pareto_vae_jax import objectives
+from pareto_vae_jax import reporting
 
 Array = jax.Array
 Batch = dict[str, Array]
@@ -76,6 +77,7 @@ def build_model(config: ml_collections.ConfigDict, ds: data_lib.Dataset) -> mode
       prior=config.prior,
       fixed=fixed,
       standard_prior_kwargs=prior_kwargs,
+      head_init_scale=config.get("head_init_scale", 1.0),
   )
 
 
@@ -191,8 +193,8 @@ def make_train_step(model: models.VAE, tx: optax.GradientTransformation, config,
     metrics = pmean(metrics)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics["grad_norm"] = optax.global_norm(grads)
-    metrics["param_norm"] = optax.global_norm(params)
+    metrics["grad_norm"] = optax.tree.norm(grads)
+    metrics["param_norm"] = optax.tree.norm(params)
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
   return train_step
@@ -296,6 +298,9 @@ def evaluate(eval_fn: Callable, params, x: np.ndarray, y: np.ndarray, batch_size
 def _check_config(config, ds: data_lib.Dataset, num_devices: int) -> None:
   if config.latent not in D.family_names():
     raise ValueError(f"Unknown latent '{config.latent}'; valid: {', '.join(D.family_names())}.")
+  if not 0 < config.batch_size <= len(ds.train_x):
+    raise ValueError(f"batch_size={config.batch_size} must be in [1, {len(ds.train_x)}] (the "
+                     f"training examples of '{ds.name}'); set --config.batch_size accordingly.")
   if config.batch_size % num_devices:
     raise ValueError(f"batch_size={config.batch_size} must be a multiple of the "
                      f"{num_devices} devices; set --config.batch_size accordingly.")
@@ -321,8 +326,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   Resume order: the latest readable checkpoint in ``workdir`` (falling back to older ones if
   the latest is damaged); otherwise a fresh initialization from ``config.seed``.
   """
-  from pareto_vae_jax import reporting  # images and event files: a leaf the loop calls
-
   os.makedirs(workdir, exist_ok=True)
   ds = data_lib.load_dataset(config.dataset, seed=config.seed)
   mesh = Mesh(np.array(jax.devices()), ("data",))
@@ -338,74 +341,117 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
                                        max_to_keep=config.keep_checkpoints)
-  restored = checkpointer.restore_latest(state, meta, compat_keys=compat)
-  if restored is not None:
-    state, _, step = restored
-    logging.info("Resumed from the checkpoint at step %d in %s.", step, workdir)
-    print(f"Resumed from checkpoint at step {step} in {workdir}", flush=True)
-
-  replicated = NamedSharding(mesh, P())
-  state = jax.device_put(state, replicated)
-  data = jax.device_put({"x": ds.train_x, "y": ds.train_y}, replicated)
-  run_chunk = make_chunk_runner(
-      make_train_step(model, tx, config, steps_per_epoch=steps_per_epoch), mesh)
-  writer = reporting.MetricWriter(workdir)
+  try:
+    restored = checkpointer.restore_latest(state, meta, compat_keys=compat)
+    if restored is not None:
+      state, _, step = restored
+      logging.info("Resumed from the checkpoint at step %d in %s.", step, workdir)
+      print(f"Resumed from checkpoint at step {step} in {workdir}", flush=True)
+    finished = _finished_metrics(workdir, int(state.step))
+    if finished is not None and int(state.step) >= total_steps:
+      print(f"The run in {workdir} already finished at step {int(state.step)}; its test metrics "
+            "are in test_metrics.json (delete it to evaluate again).", flush=True)
+      return finished
+    state = _train(config, ds, model, tx, state, mesh, checkpointer, workdir,
+                   steps_per_epoch, meta)
+  finally:
+    checkpointer.close()
 
   step = int(state.step)
-  dispatch = steps_per_dispatch(config)
-  epoch_start, epoch_metrics = time.time(), []
-  while step < total_steps:
-    if config.halt_after_steps and step >= config.halt_after_steps:
-      break  # a simulated pre-emption, for tests; the checkpoint below is the resume point
-    epoch, offset = divmod(step, steps_per_epoch)
-    # The order of an epoch depends on (seed, epoch) only, so a resumed run sees the same one.
-    order = data_lib.epoch_permutation(config.seed, epoch, len(ds.train_x))
-    # A chunk (one compiled scan) ends at the epoch's end, a checkpoint step, or the halt step.
-    end = steps_per_epoch
-    if config.checkpoint_every_steps:
-      every = config.checkpoint_every_steps
-      end = min(end, offset + every - step % every)
-    if config.halt_after_steps:
-      end = min(end, offset + config.halt_after_steps - step)
-    if dispatch:
-      end = min(end, offset + dispatch)
-    indices = order[:steps_per_epoch * config.batch_size].reshape(steps_per_epoch, -1)[offset:end]
-    state, metrics = run_chunk(state, data, jnp.asarray(indices))
-    metrics = jax.device_get(metrics)
-    if not all(np.isfinite(v).all() for v in metrics.values()):
-      bad = {k: float(np.asarray(v)[~np.isfinite(v)][0]) for k, v in metrics.items()
-             if not np.isfinite(v).all()}
-      raise FloatingPointError(f"Non-finite training metrics at step {step}: {bad}. Lower the "
-                               "learning rate or check the latent heads' floors.")
-    epoch_metrics.append(metrics)
-    step = int(state.step)
-    if end == steps_per_epoch or (config.checkpoint_every_steps
-                                  and step % config.checkpoint_every_steps == 0) or (
-                                      config.halt_after_steps and step >= config.halt_after_steps):
-      checkpointer.save(step, state, meta | {"epoch": epoch, "offset": end}, force=True)
-    if end == steps_per_epoch:
-      summary = {k: float(np.mean(np.concatenate([np.ravel(m[k]) for m in epoch_metrics])))
-                 for k in epoch_metrics[0]}
-      elapsed = time.time() - epoch_start
-      rate = sum(len(m["loss"]) for m in epoch_metrics) / max(elapsed, 1e-9)
-      eta = (total_steps - step) / rate
-      writer.write_scalars(step, {"epoch": epoch + 1, **summary, "steps_per_sec": rate}, "train")
-      print(f"epoch {epoch + 1}/{config.num_epochs}  {rate:6.1f} steps/s  ETA {eta:5.0f}s  "
-            f"loss {summary['loss']:.3f}  recon {summary['recon']:.3f}  kl {summary['kl']:.3f}  "
-            f"beta {summary['beta']:.3f}", flush=True)
-      epoch_start, epoch_metrics = time.time(), []
-  checkpointer.close()
-
   params = jax.device_get(state.params)
   eval_fn = make_eval_fn(model, config, config.iwae_samples)
   results = evaluate(eval_fn, params, ds.test_x, ds.test_y, config.eval_batch_size,
                      jax.random.fold_in(jax.random.key(config.seed), 2**30))
   results["step"] = step
   results["finished"] = step >= total_steps
-  writer.write_scalars(step, {k: v for k, v in results.items() if isinstance(v, float)}, "test")
+  writer = reporting.MetricWriter(workdir)
+  try:
+    writer.write_scalars(step, {k: v for k, v in results.items() if isinstance(v, float)},
+                         "test")
+  finally:
+    writer.close()
   if results["finished"]:
     with open(os.path.join(workdir, "test_metrics.json"), "w") as f:
       json.dump(results | {"config": config.to_dict()}, f, indent=2)
     reporting.write_images(workdir, model, params, ds, config, feeds_log(config))
-  writer.close()
   return results
+
+
+def _finished_metrics(workdir: str, step: int) -> dict | None:
+  """The saved test metrics of a run that finished at ``step``, if there are any."""
+  path = os.path.join(workdir, "test_metrics.json")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    saved = json.load(f)
+  if saved.get("step") != step:
+    return None
+  saved.pop("config", None)
+  return saved
+
+
+def _train(config, ds, model, tx, state, mesh, checkpointer, workdir, steps_per_epoch,
+           meta) -> TrainState:
+  """The epoch loop: compiled chunks of steps, checkpoints, a line and metrics per epoch."""
+  total_steps = steps_per_epoch * config.num_epochs
+  replicated = NamedSharding(mesh, P())
+  state = jax.device_put(state, replicated)
+  data = jax.device_put({"x": ds.train_x, "y": ds.train_y}, replicated)
+  run_chunk = make_chunk_runner(
+      make_train_step(model, tx, config, steps_per_epoch=steps_per_epoch), mesh)
+  writer = reporting.MetricWriter(workdir)
+  try:
+    step = int(state.step)
+    dispatch = steps_per_dispatch(config)
+    epoch_start, epoch_metrics = time.time(), []
+    while step < total_steps:
+      if config.halt_after_steps and step >= config.halt_after_steps:
+        break  # a simulated pre-emption, for tests; the checkpoint below is the resume point
+      epoch, offset = divmod(step, steps_per_epoch)
+      # The order of an epoch depends on (seed, epoch) only, so a resumed run sees the same one.
+      order = data_lib.epoch_permutation(config.seed, epoch, len(ds.train_x))
+      # A chunk (one compiled scan) ends at the epoch's end, a checkpoint step, or the halt step.
+      end = steps_per_epoch
+      if config.checkpoint_every_steps:
+        every = config.checkpoint_every_steps
+        end = min(end, offset + every - step % every)
+      if config.halt_after_steps:
+        end = min(end, offset + config.halt_after_steps - step)
+      if dispatch:
+        end = min(end, offset + dispatch)
+      indices = order[:steps_per_epoch * config.batch_size].reshape(steps_per_epoch, -1)
+      state, metrics = run_chunk(state, data, jnp.asarray(indices[offset:end]))
+      metrics = jax.device_get(metrics)
+      if not all(np.isfinite(v).all() for v in metrics.values()):
+        bad = {k: float(np.asarray(v)[~np.isfinite(v)][0]) for k, v in metrics.items()
+               if not np.isfinite(v).all()}
+        raise FloatingPointError(
+            f"Non-finite training metrics at step {step}: {bad}. Lower --config.learning_rate, "
+            "or start the posteriors narrower with --config.head_init_scale=0.01 (for inputs "
+            "of large magnitude), or feed the decoder log z (--config.decoder_input=log).")
+      epoch_metrics.append(metrics)
+      step = int(state.step)
+      if end == steps_per_epoch or (config.checkpoint_every_steps
+                                    and step % config.checkpoint_every_steps == 0) or (
+                                        config.halt_after_steps
+                                        and step >= config.halt_after_steps):
+        checkpointer.save(step, state, meta | {"epoch": epoch, "offset": end}, force=True)
+      if end == steps_per_epoch:
+        summary = {k: float(np.mean(np.concatenate([np.ravel(m[k]) for m in epoch_metrics])))
+                   for k in epoch_metrics[0]}
+        steps_run = sum(len(m["loss"]) for m in epoch_metrics)
+        elapsed = time.time() - epoch_start
+        rate = steps_run / max(elapsed, 1e-9)
+        eta = (total_steps - step) / rate
+        # After a mid-epoch resume the summary covers only the steps this process ran.
+        partial = (f"  (last {steps_run} of {steps_per_epoch} steps: resumed mid-epoch)"
+                   if steps_run < steps_per_epoch else "")
+        writer.write_scalars(step, {"epoch": epoch + 1, **summary, "steps_per_sec": rate,
+                                    "steps_averaged": steps_run}, "train")
+        print(f"epoch {epoch + 1}/{config.num_epochs}  {rate:6.1f} steps/s  ETA {eta:5.0f}s  "
+              f"loss {summary['loss']:.3f}  recon {summary['recon']:.3f}  "
+              f"kl {summary['kl']:.3f}  beta {summary['beta']:.3f}{partial}", flush=True)
+        epoch_start, epoch_metrics = time.time(), []
+  finally:
+    writer.close()
+  return state

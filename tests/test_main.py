@@ -85,8 +85,9 @@ def test_main_run_again_resumes_from_its_checkpoint_instead_of_restarting(tmp_pa
 
   assert f"Resumed from checkpoint at step {STEPS_PER_EPOCH}" in second.stdout, second.stdout
   assert "epoch 1/1" not in second.stdout  # nothing left to train
+  assert "already finished" in second.stdout  # nor to evaluate: the saved metrics stand
   lines = _read_jsonl(workdir / "metrics.jsonl")
-  assert [m["split"] for m in lines] == ["train", "test", "test"]
+  assert [m["split"] for m in lines] == ["train", "test"]
 
 
 @pytest.mark.parametrize("flag, expected", [
@@ -137,3 +138,37 @@ def test_mnist_conv_run_writes_reconstruction_and_sample_grids(tmp_path, monkeyp
   for name in ("reconstructions.png", "samples.png"):
     with open(tmp_path / name, "rb") as f:
       assert f.read(8) == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_batch_larger_than_the_training_set_is_refused(tmp_path, monkeypatch):
+  tiny.patch_dataset(monkeypatch, tiny.small_dataset("synthetic_lognormal", 256, 64))
+
+  with pytest.raises(ValueError) as info:
+    train.train_and_evaluate(tiny.config(batch_size=512), str(tmp_path / "run"))
+  assert "batch_size=512 must be in [1, 256]" in str(info.value)
+  assert "--config.batch_size" in str(info.value)
+  assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_small_head_init_starts_lognormal_posteriors_narrow_on_raw_inputs(tmp_path, monkeypatch):
+  # Raw synthetic LogNormal inputs reach ~37; with the default init the untrained encoder's
+  # sigma can be large enough that exp(mu + sigma eps) overflows. head_init_scale (the
+  # heavy-tail study, section 3.2) scales the last layer's initial weights: the same draw
+  # times sqrt(scale), so with a zero bias every raw output shrinks by exactly that factor.
+  ds = tiny.small_dataset("synthetic_lognormal", 256, 64)
+  tiny.patch_dataset(monkeypatch, ds)
+
+  def initial_posterior(scale):
+    config = tiny.config(latent="lognormal", decoder_input="z", head_init_scale=scale)
+    model = train.build_model(config, ds)
+    state = train.init_state(model, train.make_optimizer(config), ds, config)
+    return model.apply(state.params, ds.train_x, ds.train_y, method=type(model).encode)
+
+  default, small = initial_posterior(1.0), initial_posterior(0.01)
+  np.testing.assert_allclose(small.loc, 0.1 * np.asarray(default.loc), rtol=1e-4, atol=1e-6)
+  raw = lambda scale: np.log(np.expm1(np.asarray(scale, np.float64) - 1e-4))  # softplus^-1
+  np.testing.assert_allclose(raw(small.scale), 0.1 * raw(default.scale), rtol=1e-3, atol=1e-5)
+
+  config = tiny.config(latent="lognormal", decoder_input="z", head_init_scale=0.01)
+  results = train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert results["finished"] and math.isfinite(results["iwae"]), results

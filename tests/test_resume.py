@@ -93,7 +93,12 @@ def test_run_halted_mid_epoch_then_resumed_ends_bit_identical(finished_run, tmp_
   capsys.readouterr()
 
   resumed = train.train_and_evaluate(_config(), workdir)
-  assert "Resumed from checkpoint at step 6" in capsys.readouterr().out
+  out = capsys.readouterr().out
+  assert "Resumed from checkpoint at step 6" in out
+  # Epoch 1's summary covers only the 2 steps run after the resume, and says so.
+  assert "(last 2 of 8 steps: resumed mid-epoch)" in out
+  assert _train_lines(workdir)[1]["steps_averaged"] == 2
+  assert _train_lines(reference_dir)[1]["steps_averaged"] == 8
 
   state, step = _saved_state(workdir)
   assert step == STEPS
