@@ -26,6 +26,7 @@ from pareto_vae_jax.distributions import (
     log_prob,
     log_prob_log,
     mean,
+    mean_log,
     register_family,
     register_kl,
     rsample,

@@ -78,3 +78,16 @@ def test_inverse_gaussian_implicit_gradient_is_finite_and_right_across_quantiles
   assert np.isfinite(g_mu).all() and np.isfinite(g_lam).all()
   np.testing.assert_allclose(g_mu, ref_mu, rtol=2e-3, atol=1e-4 * np.abs(ref_mu).max())
   np.testing.assert_allclose(g_lam, ref_lam, rtol=2e-3, atol=1e-4 * np.abs(ref_lam).max())
+
+
+def test_exp_exp1_matches_scipy_from_tiny_to_huge_arguments():
+  from pareto_vae_jax.distributions.special import exp_exp1
+  x = np.geomspace(1e-20, 600.0, 20_001)
+  ref = np.exp(x) * scipy.special.exp1(x)
+  np.testing.assert_allclose(exp_exp1(jnp.asarray(x, jnp.float32)), ref, rtol=1e-6)
+  with jax.enable_x64(True):
+    np.testing.assert_allclose(exp_exp1(jnp.asarray(x)), ref, rtol=1e-11)
+  # Beyond exp's range: exp(x) E1(x) = (1/x)(1 - 1/x + 2/x^2 - ...), to O(6 / x^4).
+  big = np.geomspace(1e3, 1e30, 50)
+  np.testing.assert_allclose(exp_exp1(jnp.asarray(big, jnp.float32)),
+                             (1 - 1 / big + 2 / big**2) / big, rtol=1e-6)

@@ -11,6 +11,7 @@ from pareto_vae_jax.distributions.base import (
     log_prob,
     log_prob_log,
     mean,
+    mean_log,
     register_family,
     register_kl,
     rsample,

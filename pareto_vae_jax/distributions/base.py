@@ -39,6 +39,8 @@ class FamilyInfo:
     log_prob_log: ``(dist, log_z) -> log q(z)`` at ``z = exp(log_z)``, for positive families.
     heads: default head name per parameter (see ``heads.py``); ``"identity"`` for a real one.
     standard_prior: ``shape -> dist``, the fixed prior used by ``--prior=standard``.
+    mean_log: ``dist -> E[log z]`` for positive families (finite for every parameter value,
+      unlike the mean of a heavy tail): the per-example statistic of active-unit counts.
   """
 
   name: str
@@ -51,6 +53,7 @@ class FamilyInfo:
   standard_prior: Callable[[Shape], Any]
   rsample_log: Callable[..., Array] | None = None
   log_prob_log: Callable[..., Array] | None = None
+  mean_log: Callable[..., Array] | None = None
 
   @property
   def param_names(self) -> tuple[str, ...]:
@@ -238,6 +241,15 @@ def log_prob_log(dist: Distribution, log_z: ArrayLike) -> Array:
 def mean(dist: Distribution) -> Array:
   """Elementwise mean; ``inf`` where it is infinite (e.g. a Pareto with ``alpha <= 1``)."""
   return family_info(dist).mean(dist)
+
+
+def mean_log(dist: Distribution) -> Array:
+  """Elementwise ``E[log z]`` of a positive family; finite wherever the parameters are valid."""
+  info = family_info(dist)
+  if info.mean_log is None:
+    raise ValueError(f"mean_log needs a positive family with a closed form; '{info.name}' has "
+                     "none (use mean() for a real-valued family).")
+  return info.mean_log(dist)
 
 
 def variance(dist: Distribution) -> Array:

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from jax.scipy.special import log_ndtr
 
 from pareto_vae_jax.distributions import base
-from pareto_vae_jax.distributions.special import erfcx
+from pareto_vae_jax.distributions.special import erfcx, exp_exp1
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -147,6 +147,16 @@ def mean(dist: InverseGaussian) -> Array:
   return dist.mean
 
 
+def mean_log(dist: InverseGaussian) -> Array:
+  """E[log z] = log mu - exp(2 phi) E1(2 phi), phi = lam / mu, with E1 the exponential integral.
+
+  That is log mu + exp(2 phi) Ei(-2 phi), from the IG's Laplace transform; it lies below
+  log E[z] = log mu, as Jensen's inequality requires. exp(2 phi) E1(2 phi) is evaluated as one
+  function (``special.exp_exp1``), finite (~1 / (2 phi)) where exp(2 phi) overflows.
+  """
+  return jnp.log(dist.mean) - exp_exp1(2 * dist.shape / dist.mean)
+
+
 def variance(dist: InverseGaussian) -> Array:
   return dist.mean ** 3 / dist.shape
 
@@ -179,5 +189,6 @@ INFO = base.register_family(base.FamilyInfo(
     heads={"mean": "elu_plus_one", "shape": "elu_plus_one"},
     standard_prior=lambda shape: InverseGaussian(jnp.ones(shape), jnp.ones(shape)),
     rsample_log=rsample_log,
+    mean_log=mean_log,
     log_prob_log=log_prob_log,
 ))

@@ -53,6 +53,11 @@ def mean(dist: LogNormal) -> Array:
   return jnp.exp(dist.loc + 0.5 * jnp.square(dist.scale))
 
 
+def mean_log(dist: LogNormal) -> Array:
+  """E[log z] = loc."""
+  return dist.loc
+
+
 def variance(dist: LogNormal) -> Array:
   # The study, table 1: (exp(sigma^2) - 1) exp(2 mu + sigma^2); expm1 keeps small sigma exact.
   s2 = jnp.square(dist.scale)
@@ -76,5 +81,6 @@ INFO = base.register_family(base.FamilyInfo(
     heads={"loc": "identity", "scale": "softplus"},
     standard_prior=lambda shape: LogNormal(jnp.zeros(shape), jnp.ones(shape)),
     rsample_log=rsample_log,
+    mean_log=mean_log,
     log_prob_log=log_prob_log,
 ))

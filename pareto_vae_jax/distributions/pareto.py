@@ -73,6 +73,11 @@ def mean(dist: Pareto) -> Array:
   return jnp.where(finite, a * dist.scale / (a - 1), jnp.inf)
 
 
+def mean_log(dist: Pareto) -> Array:
+  """E[log z] = log x_m + 1 / alpha (log(z / x_m) is Exponential(alpha))."""
+  return jnp.log(dist.scale) + 1 / dist.alpha
+
+
 def variance(dist: Pareto) -> Array:
   # x_m^2 alpha / ((alpha - 1)^2 (alpha - 2)), finite only for alpha > 2.
   finite = dist.alpha > 2
@@ -135,5 +140,6 @@ INFO = base.register_family(base.FamilyInfo(
     standard_prior=lambda shape, alpha=1.0, scale=1.0: Pareto(
         jnp.full(shape, alpha), jnp.full(shape, scale)),
     rsample_log=rsample_log,
+    mean_log=mean_log,
     log_prob_log=log_prob_log,
 ))
