@@ -175,6 +175,24 @@ class Checkpointer:
     self._manager.wait_until_finished()
     return sorted(self._manager.all_steps())
 
+  def latest_meta(self) -> tuple[int, dict[str, Any]] | None:
+    """``(step, meta)`` of the newest step whose meta reads, or None; reads no arrays.
+
+    For tools that must rebuild the model (from ``meta["config"]``) before they can give
+    :meth:`restore_latest` a target.
+    """
+    self._manager.wait_until_finished()
+    for step in sorted(self._manager.all_steps(), reverse=True):
+      try:
+        meta = self._manager.restore(
+            step, args=ocp.args.Composite(**{_META: ocp.args.JsonRestore()})
+        )[_META]
+      except Exception as e:  # pylint: disable=broad-except
+        self._warn_unreadable(step, e)
+        continue
+      return step, dict(meta)
+    return None
+
   def save(
       self,
       step: int,
