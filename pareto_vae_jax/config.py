@@ -15,6 +15,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Data.
   c.dataset = "mnist"            # mnist | synthetic_lognormal | synthetic_pareto
   c.binarize = False             # dynamic binarization of [0, 1] pixels at every step
+  c.noise = "none"               # denoising: none | normal | lognormal | uniform | inverse_gaussian
+  c.noise_scale = 0.2            # the noise is noise_scale times a unit draw (train.NOISES)
+  c.noise_channels = 0           # 0: add the noise to the pixels; m > 0: stack m noise channels
   # Model.
   c.latent = "pareto"            # any registered family: gaussian, lognormal, pareto, inverse_gaussian
   c.conditional = False          # condition encoder, decoder (and learned prior) on the label
@@ -27,7 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.head_init_scale = 1.0        # encoder last-layer init scale (<1: smaller first draws)
   c.pareto_alpha0 = 1.0          # tail index of the standard Pareto prior
   c.pareto_scale = 1.0           # x_m, shared by the Pareto posterior and prior
-  c.likelihood = "bernoulli"     # bernoulli (BCE) | gaussian | mse (the heavy-tail study)
+  c.likelihood = "bernoulli"     # bernoulli (BCE) | gaussian | mse (per-pixel mean) | sse (sum)
   c.gaussian_scale = 1.0         # observation std of the gaussian likelihood
   # Objective.
   c.beta = 1.0                   # weight of the KL term after warm-up

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-DATASETS = ("mnist", "synthetic_lognormal", "synthetic_pareto")
+DATASETS = ("mnist", "mnist_exp", "synthetic_lognormal", "synthetic_pareto")
 
 # Study sizes of the synthetic datasets.
 _SYNTHETIC_NUM_TRAIN = 10_000
@@ -115,6 +115,11 @@ def load_dataset(name: str, *, seed: int = 0, data_dir: str | None = None) -> Da
     """
     if name == "mnist":
         return _load_mnist(data_dir)
+    if name == "mnist_exp":
+        # The heavy-tail study's exponentiated MNIST: every intensity x becomes exp(x).
+        ds = _load_mnist(data_dir)
+        return dataclasses.replace(ds, train_x=np.exp(ds.train_x), test_x=np.exp(ds.test_x),
+                                   name="mnist_exp")
     if name == "synthetic_lognormal":
         return _synthetic_lognormal(seed)
     if name == "synthetic_pareto":

@@ -104,11 +104,19 @@ def encode_test_set(run: Run, *, batch_size: int = 1000,
   x, y = run.ds.test_x, run.ds.test_y
   if max_examples is not None:
     x, y = x[:max_examples], y[:max_examples]
-  encode = jax.jit(lambda p, x, y: run.model.apply(p, x, y, method=models.VAE.encode))
+  key = jax.random.key(0)
+
+  @jax.jit
+  def encode(params, x, y, index):
+    # Denoising runs encode the corrupted input (a fixed draw), as in training.
+    inputs = train.encoder_input(run.config, x, key, index)
+    return run.model.apply(params, inputs, y, method=models.VAE.encode)
+
   stats, params = [], {}
   for start in range(0, len(x), batch_size):
-    q = encode(run.params, jnp.asarray(x[start:start + batch_size]),
-               jnp.asarray(y[start:start + batch_size]))
+    sl = slice(start, start + batch_size)
+    q = encode(run.params, jnp.asarray(x[sl]), jnp.asarray(y[sl]),
+               jnp.arange(start, start + len(x[sl])))
     stats.append(np.asarray(code_statistic(q)[0]))
     for name, value in zip(q.param_names, q.params):
       params.setdefault(name, []).append(np.asarray(value))

@@ -12,7 +12,7 @@ import os
 from absl import app, flags
 from ml_collections import config_flags
 
-from pareto_vae_jax import distributions, train
+from pareto_vae_jax import data, distributions, train
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.py")
 
@@ -21,8 +21,7 @@ config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Training configurati
 _LATENT = flags.DEFINE_enum("latent", None, distributions.family_names(), "Latent family.")
 _CONDITIONAL = flags.DEFINE_boolean("conditional", None, "Condition on the class label.")
 _PRIOR = flags.DEFINE_enum("prior", None, ["standard", "learned"], "Fixed or learned prior.")
-_DATASET = flags.DEFINE_enum("dataset", None, ["mnist", "synthetic_lognormal", "synthetic_pareto"],
-                             "Training data.")
+_DATASET = flags.DEFINE_enum("dataset", None, data.DATASETS, "Training data.")
 _SEED = flags.DEFINE_integer("seed", None, "Random seed.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (default runs/<name>).")
 

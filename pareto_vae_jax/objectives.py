@@ -98,6 +98,17 @@ def mean_squared_error(pred: ArrayLike, x: ArrayLike, *, event_ndim: int = 3) ->
                   axis=_event_axes(per_element.shape, event_ndim, "mean_squared_error"))
 
 
+def sum_squared_error(pred: ArrayLike, x: ArrayLike, *, event_ndim: int = 3) -> Array:
+  """Per-example squared error summed over the event axes (``mean_squared_error`` times size).
+
+  The scale on which the heavy-tail study's MNIST reconstruction errors (5.6 for a Normal
+  latent at beta = 0.01) are plausible: the per-pixel mean of a VAE that good is ~0.01.
+  """
+  per_element = jnp.square(jnp.asarray(pred) - jnp.asarray(x))
+  return jnp.sum(per_element,
+                 axis=_event_axes(per_element.shape, event_ndim, "sum_squared_error"))
+
+
 def kl_warmup(step: ArrayLike, *, warmup_steps: ArrayLike) -> Array:
   """Linear KL warm-up ``beta(t) = min(1, t / T)``: the KL weight grows from 0 to 1 in T steps.
 

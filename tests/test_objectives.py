@@ -256,3 +256,11 @@ def test_objective_is_unchanged_under_jit_and_vmap(fn, args, kwargs):
   looped = np.stack([fn(*(a[i] for a in args), **kwargs) for i in range(args[0].shape[0])])
   vmapped = jax.vmap(lambda *a: fn(*a, **kwargs))(*args)
   np.testing.assert_allclose(vmapped, looped, rtol=1e-6)
+
+
+def test_sum_squared_error_is_the_mean_times_the_event_size():
+  rng = np.random.default_rng(0)
+  pred, x = rng.random((5, 28, 28, 1)), rng.random((5, 28, 28, 1))
+  expected = ((pred - x) ** 2).reshape(5, -1).sum(1)
+  np.testing.assert_allclose(objectives.sum_squared_error(pred, x), expected, rtol=1e-6)
+  np.testing.assert_allclose(objectives.mean_squared_error(pred, x) * 784, expected, rtol=1e-6)
