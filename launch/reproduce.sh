@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Reproduces the source studies' tables and the Pareto claims (docs/RESULTS.md).
+#
+#   bash launch/reproduce.sh                 # everything, at the sources' epochs
+#   SHORT=1 bash launch/reproduce.sh         # the CPU-shortened epochs docs/RESULTS.md reports
+#   DRY_RUN=1 bash launch/reproduce.sh       # print the commands only
+#   ONLY=claims bash launch/reproduce.sh     # one group: report, heavy_tail, synthetic,
+#                                            # mnist_exp, beta, denoise, stacked, claims
+#
+# Each run trains into runs/repro/<group>/<name> (a second invocation resumes or skips
+# finished runs); evaluations and the summary tables go to runs/repro/<group>/summary.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY="${PYTHON:-python}"
+ROOT="${ROOT:-runs/repro}"
+SHORT="${SHORT:-0}"
+DRY_RUN="${DRY_RUN:-0}"
+ONLY="${ONLY:-}"
+IWAE="${IWAE:-1000}"
+mkdir -p "$ROOT"
+
+run() {
+  if [[ "$DRY_RUN" == 1 ]]; then
+    echo "$*"
+  else
+    echo "+ $*" >&2
+    "$@"
+  fi
+}
+
+wanted() { [[ -z "$ONLY" || "$ONLY" == "$1" ]]; }
+
+# epochs <full> <short>: the --config.num_epochs flag for this mode.
+epochs() { if [[ "$SHORT" == 1 ]]; then echo "--config.num_epochs=$2"; else echo "--config.num_epochs=$1"; fi; }
+
+train() {  # train <group> <name> <flags...>; a failed run is recorded and the rest go on
+  local group=$1 name=$2
+  shift 2
+  run "$PY" -m pareto_vae_jax.main --workdir="$ROOT/$group/$name" "$@" \
+    || echo "$group/$name failed: see its output above" | tee -a "$ROOT/failures.txt" >&2
+}
+
+finished_dirs() {  # --workdir flags for the runs of <group> that finished training
+  local d
+  for d in "$ROOT/$1"/*/; do
+    if [[ -f "$d/test_metrics.json" ]]; then echo "--workdir=${d%/}"; fi
+  done
+}
+
+summarize() {  # summarize <group> <iwae k> <pictures: true|false>
+  local group=$1 k=$2 pictures=$3
+  if [[ "$DRY_RUN" == 1 ]]; then
+    echo "$PY -m pareto_vae_jax.evaluate --workdir=$ROOT/$group/<each finished run> --iwae_samples=$k --pictures=$pictures --summary=$ROOT/$group/summary.md"
+    return
+  fi
+  local dirs
+  mapfile -t dirs < <(finished_dirs "$group")
+  run "$PY" -m pareto_vae_jax.evaluate "${dirs[@]}" --iwae_samples="$k" --pictures="$pictures" \
+    --summary="$ROOT/$group/summary.md"
+}
+
+STUDY_FAMILIES=(gaussian lognormal inverse_gaussian pareto)
+
+if wanted report; then  # the MNIST CVAE report: table 4 (MLP substitute on CPU; see the config)
+  cfg=configs/mnist_cvae_report_mlp.py
+  for latent in gaussian pareto; do
+    train report "$latent-vae" --config=$cfg --latent=$latent --noconditional
+    train report "$latent-cvae" --config=$cfg --latent=$latent --conditional
+  done
+  train report pareto-cvae-learned --config=$cfg --latent=pareto --conditional --prior=learned
+  summarize report "$IWAE" true
+fi
+
+if wanted heavy_tail; then  # the heavy-tail study on MNIST: table 4, row MNIST
+  for latent in "${STUDY_FAMILIES[@]}"; do
+    train heavy_tail "$latent" --config=configs/heavy_tail_study.py --latent=$latent $(epochs 100 20)
+  done
+  train heavy_tail pareto-learned-cvae --config=configs/heavy_tail_study.py --latent=pareto \
+    --conditional --prior=learned $(epochs 100 20)
+  summarize heavy_tail 64 true
+fi
+
+if wanted synthetic; then  # table 4, row synthetic
+  for latent in "${STUDY_FAMILIES[@]}"; do
+    train synthetic "$latent" --config=configs/heavy_tail_synthetic.py --latent=$latent
+  done
+  train synthetic pareto-learned-cvae --config=configs/heavy_tail_synthetic.py --latent=pareto \
+    --conditional --prior=learned
+  summarize synthetic 64 true
+fi
+
+if wanted mnist_exp; then  # table 4, row MNIST-exp
+  for latent in "${STUDY_FAMILIES[@]}"; do
+    train mnist_exp "$latent" --config=configs/heavy_tail_study.py --latent=$latent \
+      --dataset=mnist_exp $(epochs 100 10)
+  done
+  summarize mnist_exp 64 false
+fi
+
+if wanted beta; then  # table 2: the beta sweep
+  for beta in 0.0 0.01 0.02 0.03 0.1 0.2 0.3; do
+    for latent in "${STUDY_FAMILIES[@]}"; do
+      train beta "$latent-beta$beta" --config=configs/heavy_tail_study.py --latent=$latent \
+        --config.beta=$beta $(epochs 100 5)
+    done
+  done
+  summarize beta 16 false
+fi
+
+if wanted denoise; then  # table 5: additive pixel noise
+  for noise in normal lognormal uniform inverse_gaussian; do
+    for latent in "${STUDY_FAMILIES[@]}"; do
+      train denoise "$latent-$noise" --config=configs/heavy_tail_study.py --latent=$latent \
+        --config.noise=$noise $(epochs 100 5)
+    done
+  done
+  summarize denoise 16 false
+fi
+
+if wanted stacked; then  # table 6: stacked noise channels
+  for noise in normal lognormal uniform inverse_gaussian; do
+    for latent in "${STUDY_FAMILIES[@]}"; do
+      train stacked "$latent-$noise" --config=configs/heavy_tail_study.py --latent=$latent \
+        --config.noise=$noise --config.noise_channels=3 $(epochs 100 5)
+    done
+  done
+  summarize stacked 16 false
+fi
+
+if wanted claims; then  # the Pareto guide's claims: tail recovery and disentanglement
+  for latent in "${STUDY_FAMILIES[@]}"; do
+    train claims "$latent" --config=configs/pareto_claims.py --latent=$latent
+  done
+  train claims pareto-learned --config=configs/pareto_claims.py --latent=pareto --prior=learned
+  if [[ "$DRY_RUN" == 1 ]]; then
+    echo "$PY -m pareto_vae_jax.claims --workdir=$ROOT/claims/<each finished run> --out=$ROOT/claims/claims.md"
+  else
+    mapfile -t dirs < <(finished_dirs claims)
+    run "$PY" -m pareto_vae_jax.claims "${dirs[@]}" --out="$ROOT/claims/claims.md"
+  fi
+fi
