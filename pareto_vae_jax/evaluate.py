@@ -382,17 +382,6 @@ def _image_pictures(run: Run, out_dir: str, codes: np.ndarray, name: str, statis
 # ------------------------------------------------------------------------------------------------
 # Command line.
 
-_WORKDIRS = flags.DEFINE_multi_string("workdir", [], "Run directories to evaluate.")
-_IWAE = flags.DEFINE_integer("iwae_samples", 1000, "Importance samples k of the IWAE bound.")
-_THRESHOLD = flags.DEFINE_float("active_threshold", 0.01, "Activity threshold of a unit.")
-_MAX_EXAMPLES = flags.DEFINE_integer("max_examples", None, "Evaluate the first N test examples.")
-_PICTURES = flags.DEFINE_boolean("pictures", True, "Also write the pictures.")
-_SUMMARY = flags.DEFINE_string("summary", None, "Write a markdown table over all workdirs here.")
-_GALLERY = flags.DEFINE_string("family_gallery", None,
-                               "Write the latent-family gallery (samples against densities).")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the evaluation's draws.")
-
-
 def evaluate_workdir(workdir: str, *, iwae_samples: int, active_threshold: float = 0.01,
                      max_examples: int | None = None, pictures: bool = True,
                      seed: int = 0) -> dict[str, Any]:
@@ -415,27 +404,43 @@ def evaluate_workdir(workdir: str, *, iwae_samples: int, active_threshold: float
   return results
 
 
+def _define_flags() -> None:
+  """Command-line flags, defined only when this module runs as the program (importing it from
+  another absl program, or a notebook, must not claim flag names such as --workdir)."""
+  flags.DEFINE_multi_string("workdir", [], "Run directories to evaluate.")
+  flags.DEFINE_integer("iwae_samples", 1000, "Importance samples k of the IWAE bound.")
+  flags.DEFINE_float("active_threshold", 0.01, "Activity threshold of a unit.")
+  flags.DEFINE_integer("max_examples", None, "Evaluate the first N test examples.")
+  flags.DEFINE_boolean("pictures", True, "Also write the pictures.")
+  flags.DEFINE_string("summary", None, "Write a markdown table over all workdirs here.")
+  flags.DEFINE_string("family_gallery", None,
+                      "Write the latent-family gallery (samples against densities).")
+  flags.DEFINE_integer("seed", 0, "Seed of the evaluation's draws.")
+
+
 def main(argv):
+  f = flags.FLAGS
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  if not _WORKDIRS.value and not _GALLERY.value:
+  if not f.workdir and not f.family_gallery:
     raise app.UsageError("Give --workdir=<run directory> (repeatable) or --family_gallery=<png>.")
-  if _IWAE.value < 1:
-    raise app.UsageError(f"--iwae_samples must be >= 1; got {_IWAE.value}.")
-  if _GALLERY.value:
-    os.makedirs(os.path.dirname(os.path.abspath(_GALLERY.value)), exist_ok=True)
-    path, plotted = plots.family_gallery(_GALLERY.value)
+  if f.iwae_samples < 1:
+    raise app.UsageError(f"--iwae_samples must be >= 1; got {f.iwae_samples}.")
+  if f.family_gallery:
+    os.makedirs(os.path.dirname(os.path.abspath(f.family_gallery)), exist_ok=True)
+    path, plotted = plots.family_gallery(f.family_gallery)
     print(f"Wrote {path}: {', '.join(sorted({f for f, _ in plotted}))}")
   rows = []
-  for workdir in _WORKDIRS.value:
+  for workdir in f.workdir:
     rows.append((os.path.basename(os.path.normpath(workdir)), evaluate_workdir(
-        workdir, iwae_samples=_IWAE.value, active_threshold=_THRESHOLD.value,
-        max_examples=_MAX_EXAMPLES.value, pictures=_PICTURES.value, seed=_SEED.value)))
-  if _SUMMARY.value and rows:
-    with open(_SUMMARY.value, "w") as f:
-      f.write(summary_table(rows))
-    print(f"Wrote {_SUMMARY.value}")
+        workdir, iwae_samples=f.iwae_samples, active_threshold=f.active_threshold,
+        max_examples=f.max_examples, pictures=f.pictures, seed=f.seed)))
+  if f.summary and rows:
+    with open(f.summary, "w") as out:
+      out.write(summary_table(rows))
+    print(f"Wrote {f.summary}")
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

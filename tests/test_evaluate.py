@@ -158,3 +158,24 @@ def test_evaluating_a_directory_without_checkpoints_says_how_to_train(tmp_path):
   with pytest.raises(FileNotFoundError, match="python -m pareto_vae_jax.main"):
     evaluate.load_run(str(tmp_path / "nothing"))
   assert not (tmp_path / "nothing").exists()
+
+
+def test_command_line_evaluates_runs_writes_a_summary_and_the_family_gallery(tiny_mnist_run,
+                                                                               tmp_path):
+  import subprocess
+  import sys
+  workdir, _, _ = tiny_mnist_run
+  summary, gallery = tmp_path / "summary.md", tmp_path / "families.png"
+  proc = subprocess.run(
+      [sys.executable, "-m", "pareto_vae_jax.evaluate", f"--workdir={workdir}",
+       "--iwae_samples=4", "--max_examples=100", "--nopictures", f"--summary={summary}",
+       f"--family_gallery={gallery}"],
+      capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  table = summary.read_text()
+  assert table.startswith("| run | latent |") and "| pareto | yes | standard |" in table
+  with open(gallery, "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+  bad = subprocess.run([sys.executable, "-m", "pareto_vae_jax.evaluate", "--iwae_samples=0",
+                        f"--workdir={workdir}"], capture_output=True, text=True, timeout=120)
+  assert bad.returncode != 0 and "--iwae_samples must be >= 1" in bad.stderr
