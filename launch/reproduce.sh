@@ -5,7 +5,8 @@
 #   SHORT=1 bash launch/reproduce.sh         # the CPU-shortened epochs docs/RESULTS.md reports
 #   DRY_RUN=1 bash launch/reproduce.sh       # print the commands only
 #   ONLY=claims bash launch/reproduce.sh     # one group: report, heavy_tail, synthetic,
-#                                            # mnist_exp, beta, denoise, stacked, claims
+#                                            # mnist_exp, beta, denoise, stacked, collapse,
+#                                            # claims
 #
 # Each run trains into runs/repro/<group>/<name> (a second invocation resumes or skips
 # finished runs); evaluations and the summary tables go to runs/repro/<group>/summary.md.
@@ -126,6 +127,13 @@ if wanted stacked; then  # table 6: stacked noise channels
     done
   done
   summarize stacked 16 false
+fi
+
+if wanted collapse; then  # posterior collapse at equal beta: a wide latent, unconditional MNIST
+  for latent in "${STUDY_FAMILIES[@]}"; do
+    train collapse "$latent" --latent=$latent --noconditional --config.latent_dim=50
+  done
+  summarize collapse 64 false
 fi
 
 if wanted claims; then  # the Pareto guide's claims: tail recovery and disentanglement
