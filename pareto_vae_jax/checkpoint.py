@@ -346,10 +346,13 @@ class Checkpointer:
       expected: Mapping[str, Any],
       compat_keys: Sequence[str],
   ) -> None:
+    # A key the saved meta lacks was added to the model definition after that checkpoint was
+    # written; new keys default to the old behaviour, so only keys present on both sides count.
     diffs = [
         (k, _lookup(saved, k), _lookup(expected, k))
         for k in compat_keys
-        if _lookup(saved, k) != _lookup(expected, k)
+        if _lookup(saved, k) is not _MISSING
+        and _lookup(saved, k) != _lookup(expected, k)
     ]
     if diffs:
       lines = "\n".join(

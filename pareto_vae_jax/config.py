@@ -29,7 +29,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.decoder_input = "auto"       # z | log (log z for positive families) | auto (log for pareto)
   c.head_init_scale = 1.0        # encoder last-layer init scale (<1: smaller first draws)
   c.pareto_alpha0 = 1.0          # tail index of the standard Pareto prior
-  c.pareto_scale = 1.0           # x_m, shared by the Pareto posterior and prior
+  c.pareto_scale = 1.0           # x_m of the Pareto prior (and of the posterior when shared)
+  c.pareto_posterior_scale = "shared"  # shared (the guide) | learned: encoder predicts x_q >= x_m
   c.likelihood = "bernoulli"     # bernoulli (BCE) | gaussian | mse (per-pixel mean) | sse (sum)
   c.gaussian_scale = 1.0         # observation std of the gaussian likelihood
   # Objective.

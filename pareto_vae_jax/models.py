@@ -128,20 +128,26 @@ class LatentHead(nn.Module):
   """Maps features to a distribution of ``family`` through the family's default heads.
 
   Parameters in ``fixed`` (e.g. the Pareto scale x_m shared with the prior) are not predicted.
+  A parameter in ``lower_bounds`` is predicted as ``bound * exp(softplus(raw))``, never below
+  its bound: a learned Pareto scale x_q >= x_p keeps the KL to a Pareto(., x_p) prior finite.
   """
 
   family: str
   latent_dim: int
   fixed: Mapping[str, float]
+  lower_bounds: Mapping[str, float] | None = None
 
   @nn.compact
   def __call__(self, raw: Array) -> D.Distribution:
     info = D.family_info(self.family)
+    bounds = dict(self.lower_bounds or {})
     chunks = iter(jnp.split(raw, len(self.predicted), axis=-1))
     values = []
     for name in info.param_names:
       if name in self.fixed:
         values.append(jnp.full(raw.shape[:-1] + (self.latent_dim,), self.fixed[name], raw.dtype))
+      elif name in bounds:
+        values.append(bounds[name] * jnp.exp(jax.nn.softplus(next(chunks))))
       else:
         values.append(D.apply_head(info.heads[name], next(chunks)))
     return info.cls(*values)
@@ -183,6 +189,8 @@ class VAE(nn.Module):
     upsampling: the conv decoder's upsampling, ``subpixel`` or ``transpose``.
     prior: ``standard`` (fixed) or ``learned`` (LearnedPrior).
     fixed: parameters neither encoder nor prior predict.
+    posterior_lower_bounds: parameters the encoder predicts after all, above a bound (a learned
+      Pareto scale x_q >= x_p); the prior keeps them fixed.
     standard_prior_kwargs: arguments of the family's standard prior.
     head_init_scale: scale of the encoder's last-layer initialization (see ``head_init``).
   """
@@ -196,12 +204,15 @@ class VAE(nn.Module):
   upsampling: str = "subpixel"
   prior: str = "standard"
   fixed: Mapping[str, float] | None = None
+  posterior_lower_bounds: Mapping[str, float] | None = None
   standard_prior_kwargs: Mapping[str, float] | None = None
   head_init_scale: float = 1.0
 
   def setup(self):
     fixed = dict(self.fixed or {})
-    self.posterior_head = LatentHead(self.family, self.latent_dim, fixed)
+    bounds = dict(self.posterior_lower_bounds or {})
+    self.posterior_head = LatentHead(self.family, self.latent_dim,
+                                     {k: v for k, v in fixed.items() if k not in bounds}, bounds)
     num_raw = self.latent_dim * len(self.posterior_head.predicted)
     if self.architecture == "conv":
       self.encoder = ConvEncoder(num_raw, self.head_init_scale)

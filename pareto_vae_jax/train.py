@@ -38,7 +38,7 @@ Batch = dict[str, Array]
 # Config fields that define the model; a checkpoint saved under other values cannot be resumed.
 MODEL_KEYS = ("dataset", "latent", "conditional", "prior", "latent_dim", "architecture", "hidden",
               "upsampling", "decoder_input", "pareto_alpha0", "pareto_scale", "likelihood",
-              "noise", "noise_channels")
+              "noise", "noise_channels", "pareto_posterior_scale")
 
 # Pixel noise of the denoising experiments (the heavy-tail study, section 3.6), before
 # ``noise_scale``: Normal(0, 1), LogNormal(0, 0.5), Uniform(0, 1), InverseGaussian(1, 1).
@@ -60,13 +60,30 @@ class TrainState:
 def latent_hyper(config: ml_collections.ConfigDict) -> tuple[dict[str, float], dict[str, float]]:
   """(parameters the networks do not predict, keyword arguments of the standard prior).
 
-  The Pareto scale x_m is shared by posterior and prior (the guide, section 3.2.1), so the KL
-  is the shared-scale one; the standard prior is Pareto(alpha0, x_m).
+  The Pareto prior's scale x_m is fixed; the standard prior is Pareto(alpha0, x_m). With
+  ``pareto_posterior_scale = shared`` (the guide, section 3.2.1) the posterior shares that
+  x_m; ``learned`` lets the encoder predict x_q >= x_m (see ``posterior_lower_bounds``).
   """
   if config.latent == "pareto":
     return ({"scale": config.pareto_scale},
             {"alpha": config.pareto_alpha0, "scale": config.pareto_scale})
   return {}, {}
+
+
+def posterior_lower_bounds(config) -> dict[str, float]:
+  """Pareto with a learned posterior scale: x_q = x_m exp(softplus(.)) >= x_m, so the KL to
+  the Pareto(alpha0, x_m) prior stays finite (the general-scale closed form of ``kl_pareto``).
+
+  With a shared scale, log(z / x_m) ~ Exponential(alpha) has mean = standard deviation = 1/alpha
+  whatever alpha is: a dimension can move its code only by widening it. A learned x_q shifts
+  log z without widening it.
+  """
+  mode = config.get("pareto_posterior_scale", "shared")
+  if mode not in ("shared", "learned"):
+    raise ValueError(f"Unknown pareto_posterior_scale '{mode}'; valid: shared, learned.")
+  if config.latent == "pareto" and mode == "learned":
+    return {"scale": config.pareto_scale}
+  return {}
 
 
 def build_model(config: ml_collections.ConfigDict, ds: data_lib.Dataset) -> models.VAE:
@@ -81,6 +98,7 @@ def build_model(config: ml_collections.ConfigDict, ds: data_lib.Dataset) -> mode
       upsampling=config.upsampling,
       prior=config.prior,
       fixed=fixed,
+      posterior_lower_bounds=posterior_lower_bounds(config),
       standard_prior_kwargs=prior_kwargs,
       head_init_scale=config.get("head_init_scale", 1.0),
   )

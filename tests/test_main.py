@@ -205,3 +205,23 @@ def test_noise_channels_without_a_noise_type_are_refused(tmp_path, monkeypatch):
   tiny.patch_dataset(monkeypatch, tiny.small_dataset("synthetic_lognormal", 256, 64))
   with pytest.raises(ValueError, match="--config.noise=normal"):
     train.train_and_evaluate(tiny.config(noise_channels=2), str(tmp_path / "run"))
+
+
+def test_learned_pareto_scale_stays_above_the_prior_scale_and_trains(tmp_path, monkeypatch):
+  import pareto_vae_jax as pvj
+  ds = tiny.small_dataset("mnist", 128, 64)
+  tiny.patch_dataset(monkeypatch, ds)
+  config = tiny.config(dataset="mnist", likelihood="bernoulli", latent="pareto",
+                       pareto_posterior_scale="learned", pareto_scale=0.5, num_epochs=1)
+  model = train.build_model(config, ds)
+  params = train.init_state(model, train.make_optimizer(config), ds, config).params
+  x, y = ds.test_x[:16], ds.test_y[:16]
+  q = model.apply(params, x, y, method=type(model).encode)
+  p = model.apply(params, y, 16, method=type(model).prior_dist)
+  assert np.all(np.asarray(q.scale) > 0.5) and np.ptp(np.asarray(q.scale)) > 0  # predicted
+  np.testing.assert_array_equal(p.scale, 0.5)
+  # The KL the step uses is the general-scale closed form, finite because x_q >= x_p.
+  np.testing.assert_allclose(pvj.kl(q, p), pvj.kl_pareto(q.alpha, p.alpha, q.scale, p.scale))
+  assert np.isfinite(np.asarray(pvj.kl(q, p))).all()
+  results = train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert results["finished"] and math.isfinite(results["iwae"]), results
