@@ -148,3 +148,15 @@ if wanted claims; then  # the Pareto guide's claims: tail recovery and disentang
     run "$PY" -m pareto_vae_jax.claims "${dirs[@]}" --out="$ROOT/claims/claims.md"
   fi
 fi
+
+if wanted scale; then  # Pareto with a learned posterior scale x_q >= x_m, beside the runs above
+  learned=--config.pareto_posterior_scale=learned
+  train report pareto-vae-scale --config=configs/mnist_cvae_report_mlp.py --latent=pareto \
+    --noconditional $learned
+  train report pareto-cvae-scale --config=configs/mnist_cvae_report_mlp.py --latent=pareto \
+    --conditional $learned
+  train collapse pareto-scale --latent=pareto --noconditional --config.latent_dim=50 $learned
+  train claims pareto-scale --config=configs/pareto_claims.py --latent=pareto $learned
+  train heavy_tail pareto-scale --config=configs/heavy_tail_study.py --latent=pareto $learned \
+    $(epochs 100 20)
+fi
