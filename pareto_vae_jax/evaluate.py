@@ -135,7 +135,8 @@ def likelihood_statement(config) -> str:
   if config.likelihood == "gaussian":
     return (f"Gaussian likelihood with fixed standard deviation {config.gaussian_scale}: a "
             "normalized log-density of the inputs.")
-  return ("MSE (the heavy-tail study's loss): reconstruction is the squared error summed over "
+  how = "summed over" if config.likelihood == "sse" else "averaged over"
+  return (f"Squared error (the heavy-tail study's loss): reconstruction is the squared error {how} "
           "the input; ELBO and IWAE are then scores, not bounds on a log-likelihood.")
 
 
