@@ -160,3 +160,8 @@ if wanted scale; then  # Pareto with a learned posterior scale x_q >= x_m, besid
   train heavy_tail pareto-scale --config=configs/heavy_tail_study.py --latent=pareto $learned \
     $(epochs 100 20)
 fi
+
+if wanted scale; then
+  train synthetic pareto-scale --config=configs/heavy_tail_synthetic.py --latent=pareto \
+    --config.pareto_posterior_scale=learned
+fi
