@@ -53,9 +53,14 @@ def subset(ds: data_lib.Dataset, num_train: int, num_test: int) -> data_lib.Data
                              factors_train=None, factors_test=None)
 
 
+# Bound at import, before any test patches data_lib.load_dataset (patch_dataset): a dataset
+# first loaded while a patch is active would otherwise be cached as the patched one.
+_LOAD_DATASET = data_lib.load_dataset
+
+
 @functools.lru_cache(maxsize=None)
 def _loaded(name: str) -> data_lib.Dataset:
-  return data_lib.load_dataset(name)
+  return _LOAD_DATASET(name)
 
 
 def small_dataset(name: str, num_train: int, num_test: int) -> data_lib.Dataset:
