@@ -43,7 +43,7 @@ def test_measure_reports_matched_tail_indices_and_mig(tiny_pareto_run):
   result = claims.measure(run)
   assert sorted(result) == sorted([
       "run", "latent", "prior", "true_alpha", "factor_alpha_hill", "factor_alpha_se",
-      "latent_alpha_hill", "latent_alpha_se", "matched_dim", "matched_alpha",
+      "latent_alpha_hill", "latent_alpha_se", "matched_dim", "matched_alpha", "matched_code_alpha",
       "mean_abs_log_ratio", "spearman_matched_vs_true", "mig", "mig_per_factor", "test_elbo"])
   np.testing.assert_array_equal(result["true_alpha"], ds.factor_tail_index)
   # The estimator applied to the true factors recovers them (2000 draws, k = 100).
