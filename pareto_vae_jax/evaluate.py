@@ -110,17 +110,23 @@ def encode_test_set(run: Run, *, batch_size: int = 1000,
   def encode(params, x, y, index):
     # Denoising runs encode the corrupted input (a fixed draw), as in training.
     inputs = train.encoder_input(run.config, x, key, index)
-    return run.model.apply(params, inputs, y, method=models.VAE.encode)
+    q = run.model.apply(params, inputs, y, method=models.VAE.encode)
+    p = run.model.apply(params, y, x.shape[0], method=models.VAE.prior_dist)
+    kl = D.kl(q, p) if D.has_closed_form_kl(type(q), type(p)) else jnp.full(q.batch_shape,
+                                                                               jnp.nan)
+    return q, kl
 
-  stats, params = [], {}
+  stats, params, kls = [], {}, []
   for start in range(0, len(x), batch_size):
     sl = slice(start, start + batch_size)
-    q = encode(run.params, jnp.asarray(x[sl]), jnp.asarray(y[sl]),
-               jnp.arange(start, start + len(x[sl])))
+    q, kl = encode(run.params, jnp.asarray(x[sl]), jnp.asarray(y[sl]),
+                   jnp.arange(start, start + len(x[sl])))
     stats.append(np.asarray(code_statistic(q)[0]))
+    kls.append(np.asarray(kl, np.float64))
     for name, value in zip(q.param_names, q.params):
       params.setdefault(name, []).append(np.asarray(value))
   return {"codes": np.concatenate(stats), "labels": np.asarray(y),
+          "kl": np.concatenate(kls),
           "params": {k: np.concatenate(v) for k, v in params.items()}}
 
 
@@ -160,6 +166,9 @@ def evaluate_run(run: Run, *, iwae_samples: int = 1000, active_threshold: float 
                                    jax.random.fold_in(jax.random.key(seed), 2**30), verbose)
   encoded = encode_test_set(run, max_examples=max_examples)
   activity, num_active = metrics.active_units(encoded["codes"], threshold=active_threshold)
+  # The rate each dimension spends, E_x KL(q(z_d | x) || p(z_d)): a collapsed dimension spends
+  # none, whatever its location does (a Pareto's location and width move together).
+  kl_per_dim = encoded["kl"].mean(0)
   statistic = statistic_name(config.latent)
   result.update({
       "iwae_samples": iwae_samples,
@@ -168,6 +177,8 @@ def evaluate_run(run: Run, *, iwae_samples: int = 1000, active_threshold: float 
       "latent_dim": int(config.latent_dim),
       "activity": [float(a) for a in activity],
       "active_threshold": active_threshold,
+      "kl_per_dim": [float(k) for k in kl_per_dim],
+      "kl_active_units": int(np.sum(kl_per_dim > active_threshold)),
       "activity_statistic": f"Var_x {statistic}",
       "likelihood": likelihood_statement(config),
       "step": run.step,
@@ -229,7 +240,9 @@ def markdown(results: dict[str, Any], title: str) -> str:
       f"| IWAE bound (k = {r['iwae_samples']}) | {r['iwae']:.2f} ± {r['iwae_stderr']:.2f} |",
       f"| IWAE negative log-likelihood | {r['nll_iwae']:.2f} |",
       f"| active units ({statistic} > {r['active_threshold']}) | "
-      f"{r['active_units']} / {r['latent_dim']} |", "",
+      f"{r['active_units']} / {r['latent_dim']} |",
+      f"| dimensions with mean KL > {r['active_threshold']} nats | "
+      f"{r['kl_active_units']} / {r['latent_dim']} |", "",
       f"Likelihood: {r['likelihood']}", "",
       "Means ± standard errors over test examples. Per-dimension activity: "
       + ", ".join(f"{a:.3g}" for a in r["activity"]) + ".", "",
@@ -239,15 +252,16 @@ def markdown(results: dict[str, Any], title: str) -> str:
 
 def summary_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
   """One markdown table comparing several evaluated runs."""
-  lines = ["| run | latent | cond. | prior | ELBO | recon | KL | IWAE NLL (k) | active |",
-           "|---|---|---|---|---|---|---|---|---|"]
+  lines = ["| run | latent | cond. | prior | ELBO | recon | KL | IWAE NLL (k) | active | "
+           "KL > thr. |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
   for name, r in rows:
     run = r["run"]
     lines.append(
         f"| {name} | {run['latent']} | {'yes' if run['conditional'] else 'no'} | "
         f"{run['prior']} | {r['elbo']:.2f} ± {r['elbo_stderr']:.2f} | {r['recon']:.2f} | "
         f"{r['kl']:.2f} | {r['nll_iwae']:.2f} ± {r['iwae_stderr']:.2f} ({r['iwae_samples']}) | "
-        f"{r['active_units']}/{r['latent_dim']} |")
+        f"{r['active_units']}/{r['latent_dim']} | {r['kl_active_units']}/{r['latent_dim']} |")
   return "\n".join(lines) + "\n"
 
 

@@ -139,6 +139,11 @@ def test_active_units_are_counted_on_the_posterior_statistic(tiny_mnist_run):
   np.testing.assert_allclose(encoded["codes"], expected, rtol=1e-5)
   results = evaluate.evaluate_run(run, iwae_samples=2, verbose=False)
   np.testing.assert_allclose(results["activity"], expected.var(0), rtol=1e-5)
+  # The per-dimension rate: the guide's shared-scale Pareto KL to Pareto(1, x_m), by hand.
+  alpha = encoded["params"]["alpha"].astype(np.float64)
+  np.testing.assert_allclose(results["kl_per_dim"],
+                             (np.log(alpha) + 1 / alpha - 1).mean(0), rtol=1e-4)
+  assert results["kl_active_units"] == sum(k > 0.01 for k in results["kl_per_dim"])
 
 
 def test_every_picture_is_written(tiny_mnist_run):
