@@ -67,7 +67,8 @@ def latent_hyper(config: ml_collections.ConfigDict) -> tuple[dict[str, float], d
   if config.latent == "pareto":
     return ({"scale": config.pareto_scale},
             {"alpha": config.pareto_alpha0, "scale": config.pareto_scale})
-  return {}, {}
+  fixed = dict(D.family_info(config.latent).latent_fixed)
+  return fixed, dict(fixed)
 
 
 def posterior_lower_bounds(config) -> dict[str, float]:

@@ -41,6 +41,9 @@ class FamilyInfo:
     standard_prior: ``shape -> dist``, the fixed prior used by ``--prior=standard``.
     mean_log: ``dist -> E[log z]`` for positive families (finite for every parameter value,
       unlike the mean of a heavy tail): the per-example statistic of active-unit counts.
+    latent_fixed: parameters a latent of this family keeps fixed rather than predicting (e.g.
+      ``{"loc": 0.0}`` for a Generalized Pareto latent on (0, inf)); the trainer passes them to
+      the encoder head, the learned prior and the standard prior alike.
   """
 
   name: str
@@ -54,6 +57,7 @@ class FamilyInfo:
   rsample_log: Callable[..., Array] | None = None
   log_prob_log: Callable[..., Array] | None = None
   mean_log: Callable[..., Array] | None = None
+  latent_fixed: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
   @property
   def param_names(self) -> tuple[str, ...]:
