@@ -222,6 +222,20 @@ def forward(model: models.VAE, config, params, batch: Batch, key: Array) -> dict
   return {"log_lik": reconstruction_log_likelihood(config, out, x), "kl_dim": kl_dim}
 
 
+def log_kl_estimator(config) -> str:
+  """Says once, per run, which KL the objective uses; returns the message."""
+  cls = D.family_info(config.latent).cls
+  if D.has_closed_form_kl(cls, cls):
+    message = f"KL({cls.__name__} || {cls.__name__}): closed form."
+  else:
+    message = (f"KL({cls.__name__} || {cls.__name__}) has no closed form; the ELBO uses the "
+               "single-sample Monte Carlo estimate log q(z) - log p(z) at the same draw "
+               "(unbiased).")
+  logging.info(message)
+  print(message, flush=True)
+  return message
+
+
 # ------------------------------------------------------------------------------------------------
 # The train step.
 
@@ -403,6 +417,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   _check_config(config, ds, mesh.size)
 
   model = build_model(config, ds)
+  log_kl_estimator(config)
   tx = make_optimizer(config)
   steps_per_epoch = len(ds.train_x) // config.batch_size
   total_steps = steps_per_epoch * config.num_epochs
