@@ -44,7 +44,8 @@ def test_measure_reports_matched_tail_indices_and_mig(tiny_pareto_run):
   assert sorted(result) == sorted([
       "run", "latent", "prior", "true_alpha", "factor_alpha_hill", "factor_alpha_se",
       "latent_alpha_hill", "latent_alpha_se", "matched_dim", "matched_alpha", "matched_code_alpha",
-      "mean_abs_log_ratio", "spearman_matched_vs_true", "mig", "mig_per_factor", "test_elbo"])
+      "mean_abs_log_ratio", "spearman_matched_vs_true", "mig", "mig_bootstrap_se",
+      "mig_per_factor", "test_elbo"])
   np.testing.assert_array_equal(result["true_alpha"], ds.factor_tail_index)
   # The estimator applied to the true factors recovers them (2000 draws, k = 100).
   truth, se = np.array(result["factor_alpha_hill"]), np.array(result["factor_alpha_se"])
@@ -52,7 +53,7 @@ def test_measure_reports_matched_tail_indices_and_mig(tiny_pareto_run):
   assert all(0 <= d < 4 for d in result["matched_dim"])
   np.testing.assert_allclose(result["matched_alpha"],
                              np.array(result["latent_alpha_hill"])[result["matched_dim"]])
-  assert 0.0 <= result["mig"] <= 1.0
+  assert 0.0 <= result["mig"] <= 1.0 and 0.0 < result["mig_bootstrap_se"] < 0.2
   assert "| pareto | standard |" in claims.markdown([result])
 
 
