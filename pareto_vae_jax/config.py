@@ -21,7 +21,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Model.
   c.latent = "pareto"            # any registered family: gaussian, lognormal, pareto, inverse_gaussian
   c.conditional = False          # condition encoder, decoder (and learned prior) on the label
-  c.prior = "standard"           # standard (fixed) | learned (p(z|c) from a prior network)
+  c.prior = "standard"           # standard (fixed) | learned (p(z|c) network) | vamp | mixture
+  c.prior_components = 10        # K pseudo-inputs (vamp) or mixture components (mixture)
   c.latent_dim = 16              # number of latent dimensions
   c.architecture = "mlp"         # mlp | conv (the MNIST report's tables 1-2)
   c.hidden = (512, 256)          # MLP widths (encoder; the decoder mirrors them)

@@ -178,7 +178,9 @@ def evaluate_run(run: Run, *, iwae_samples: int = 1000, active_threshold: float 
       "activity": [float(a) for a in activity],
       "active_threshold": active_threshold,
       "kl_per_dim": [float(k) for k in kl_per_dim],
-      "kl_active_units": int(np.sum(kl_per_dim > active_threshold)),
+      # None where the KL has no closed form per dimension (a mixture prior's is joint).
+      "kl_active_units": (None if np.isnan(kl_per_dim).any()
+                          else int(np.sum(kl_per_dim > active_threshold))),
       "activity_statistic": f"Var_x {statistic}",
       "likelihood": likelihood_statement(config),
       "step": run.step,
@@ -242,7 +244,8 @@ def markdown(results: dict[str, Any], title: str) -> str:
       f"| active units ({statistic} > {r['active_threshold']}) | "
       f"{r['active_units']} / {r['latent_dim']} |",
       f"| dimensions with mean KL > {r['active_threshold']} nats | "
-      f"{r['kl_active_units']} / {r['latent_dim']} |", "",
+      + ("n/a (no per-dimension closed form)" if r["kl_active_units"] is None
+         else f"{r['kl_active_units']} / {r['latent_dim']}") + " |", "",
       f"Likelihood: {r['likelihood']}", "",
       "Means ± standard errors over test examples. Per-dimension activity: "
       + ", ".join(f"{a:.3g}" for a in r["activity"]) + ".", "",
@@ -261,7 +264,9 @@ def summary_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
         f"| {name} | {run['latent']} | {'yes' if run['conditional'] else 'no'} | "
         f"{run['prior']} | {r['elbo']:.2f} ± {r['elbo_stderr']:.2f} | {r['recon']:.2f} | "
         f"{r['kl']:.2f} | {r['nll_iwae']:.2f} ± {r['iwae_stderr']:.2f} ({r['iwae_samples']}) | "
-        f"{r['active_units']}/{r['latent_dim']} | {r['kl_active_units']}/{r['latent_dim']} |")
+        f"{r['active_units']}/{r['latent_dim']} | "
+        + ("n/a" if r["kl_active_units"] is None else f"{r['kl_active_units']}/{r['latent_dim']}")
+        + " |")
   return "\n".join(lines) + "\n"
 
 

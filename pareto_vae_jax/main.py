@@ -20,7 +20,8 @@ config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Training configurati
                                 lock_config=True)
 _LATENT = flags.DEFINE_enum("latent", None, distributions.family_names(), "Latent family.")
 _CONDITIONAL = flags.DEFINE_boolean("conditional", None, "Condition on the class label.")
-_PRIOR = flags.DEFINE_enum("prior", None, ["standard", "learned"], "Fixed or learned prior.")
+_PRIOR = flags.DEFINE_enum("prior", None, ["standard", "learned", "vamp", "mixture"],
+                           "Fixed, learned conditional, VampPrior or learnable mixture prior.")
 _DATASET = flags.DEFINE_enum("dataset", None, data.DATASETS, "Training data.")
 _SEED = flags.DEFINE_integer("seed", None, "Random seed.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (default runs/<name>).")

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from pareto_vae_jax import distributions as D
+from pareto_vae_jax.distributions import mixture
 
 Array = jax.Array
 
@@ -187,7 +188,11 @@ class VAE(nn.Module):
     architecture: ``mlp`` or ``conv``.
     hidden: widths of the MLP layers.
     upsampling: the conv decoder's upsampling, ``subpixel`` or ``transpose``.
-    prior: ``standard`` (fixed) or ``learned`` (LearnedPrior).
+    prior: ``standard`` (fixed), ``learned`` (LearnedPrior), ``vamp`` (the VampPrior: an equal
+      mixture of the posterior at ``prior_components`` learned pseudo-inputs, with the
+      example's label for a CVAE) or ``mixture`` (a learnable mixture of ``prior_components``
+      distributions of the latent family, weights learned too).
+    prior_components: K of the ``vamp`` and ``mixture`` priors.
     fixed: parameters neither encoder nor prior predict.
     posterior_lower_bounds: parameters the encoder predicts after all, above a bound (a learned
       Pareto scale x_q >= x_p); the prior keeps them fixed.
@@ -205,6 +210,7 @@ class VAE(nn.Module):
   prior: str = "standard"
   fixed: Mapping[str, float] | None = None
   posterior_lower_bounds: Mapping[str, float] | None = None
+  prior_components: int = 10
   standard_prior_kwargs: Mapping[str, float] | None = None
   head_init_scale: float = 1.0
 
@@ -224,8 +230,19 @@ class VAE(nn.Module):
       raise ValueError(f"Unknown architecture '{self.architecture}'; valid choices: mlp, conv.")
     if self.prior == "learned":
       self.prior_net = LearnedPrior(self.family, self.latent_dim, fixed)
+    elif self.prior == "vamp":
+      self.pseudo_inputs = self.param("pseudo_inputs", nn.initializers.uniform(1.0),
+                                      (self.prior_components, *self.input_shape))
+    elif self.prior == "mixture":
+      self.mixture_head = LatentHead(self.family, self.latent_dim, fixed)
+      self.mixture_raw = self.param(
+          "mixture_raw", nn.initializers.normal(1.0),
+          (self.prior_components, self.latent_dim * len(self.mixture_head.predicted)))
+      self.mixture_logits = self.param("mixture_logits", nn.initializers.zeros,
+                                       (self.prior_components,))
     elif self.prior != "standard":
-      raise ValueError(f"Unknown prior '{self.prior}'; valid choices: standard, learned.")
+      raise ValueError(f"Unknown prior '{self.prior}'; valid choices: standard, learned, vamp, "
+                       "mixture.")
 
   def one_hot(self, y: Array | None) -> Array | None:
     if self.num_classes == 0:
@@ -238,10 +255,27 @@ class VAE(nn.Module):
   def decode(self, z: Array, y: Array | None = None) -> Array:
     return self.decoder(z, self.one_hot(y))
 
-  def prior_dist(self, y: Array | None, batch: int) -> D.Distribution:
+  def prior_dist(self, y: Array | None, batch: int) -> D.Distribution | mixture.Mixture:
     if self.prior == "learned":
       c = self.one_hot(y)
       return self.prior_net(jnp.ones((batch, 1)) if c is None else c)
+    if self.prior in ("vamp", "mixture"):
+      k = self.prior_components
+      if self.prior == "vamp":
+        u, c = self.pseudo_inputs, self.one_hot(y)
+        if c is None:
+          components = self.posterior_head(self.encoder(u, None))
+        else:  # p(z | c) = mean_k q(z | u_k, c): every pseudo-input under the example's label
+          u = jnp.broadcast_to(u[None], (batch, *u.shape)).reshape(batch * k, *u.shape[1:])
+          components = self.posterior_head(self.encoder(u, jnp.repeat(c, k, axis=0)))
+        logits = jnp.zeros((k,))
+      else:
+        components, logits = self.mixture_head(self.mixture_raw), self.mixture_logits
+      # [K, D] (shared by the batch) or [batch * K, D] -> [batch, K, D].
+      components = jax.tree.map(
+          lambda v: jnp.broadcast_to(v.reshape(-1, k, self.latent_dim),
+                                     (batch, k, self.latent_dim)), components)
+      return mixture.Mixture(jnp.broadcast_to(logits, (batch, k)), components)
     info = D.family_info(self.family)
     return info.standard_prior((batch, self.latent_dim), **dict(self.standard_prior_kwargs or {}))
 

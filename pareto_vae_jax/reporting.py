@@ -10,7 +10,6 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from pareto_vae_jax import distributions as D
 from pareto_vae_jax import models
 
 
@@ -73,10 +72,8 @@ def write_images(workdir: str, model: models.VAE, params, ds, config, use_log: b
   inputs = train.encoder_input(config, x, key, jnp.arange(50))
   q = encode(params, inputs, y)
   x = inputs[..., :x.shape[-1]]  # what the encoder saw (the noisy image when denoising)
-  info = D.family_info(q)
-  in_log = info.rsample_log is not None
-  draw = (D.rsample_log if in_log else D.rsample)(key, q)
-  z = draw if (use_log or not in_log) else jnp.exp(draw)
+  draw, in_log = train.sample_latent(jax.random.split(key, 50), q)
+  z = train.decoder_input(draw, in_log, use_log)
   recon = _to_pixels(decode(params, z, y), config.likelihood)
   grid = tile(np.concatenate([np.asarray(x)[:10], recon[:10], np.asarray(x)[10:20],
                               recon[10:20]]), 4, 10)
@@ -86,8 +83,9 @@ def write_images(workdir: str, model: models.VAE, params, ds, config, use_log: b
   classes = ds.num_classes if config.conditional else 1
   labels = jnp.repeat(jnp.arange(classes), 10)
   p = prior(params, labels)
-  draw = (D.rsample_log if in_log else D.rsample)(jax.random.fold_in(key, 1), p)
-  z = draw if (use_log or not in_log) else jnp.exp(draw)
+  # Per-example draws; a mixture prior (vamp, mixture) picks a component for each.
+  draw, in_log = train.sample_latent(jax.random.split(jax.random.fold_in(key, 1), len(labels)), p)
+  z = train.decoder_input(draw, in_log, use_log)
   samples = _to_pixels(decode(params, z, labels), config.likelihood)
   title = ("prior samples, one row per class" if config.conditional else "prior samples")
   _save_png(os.path.join(workdir, "samples.png"), tile(samples, classes, 10), title)

@@ -28,6 +28,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from pareto_vae_jax import checkpoint as ckpt_lib
 from pareto_vae_jax import data as data_lib
 from pareto_vae_jax import distributions as D
+from pareto_vae_jax.distributions import mixture
 from pareto_vae_jax import models
 from pareto_vae_jax import objectives
 from pareto_vae_jax import reporting
@@ -38,7 +39,7 @@ Batch = dict[str, Array]
 # Config fields that define the model; a checkpoint saved under other values cannot be resumed.
 MODEL_KEYS = ("dataset", "latent", "conditional", "prior", "latent_dim", "architecture", "hidden",
               "upsampling", "decoder_input", "pareto_alpha0", "pareto_scale", "likelihood",
-              "noise", "noise_channels", "pareto_posterior_scale")
+              "noise", "noise_channels", "pareto_posterior_scale", "prior_components")
 
 # Pixel noise of the denoising experiments (the heavy-tail study, section 3.6), before
 # ``noise_scale``: Normal(0, 1), LogNormal(0, 0.5), Uniform(0, 1), InverseGaussian(1, 1).
@@ -100,6 +101,7 @@ def build_model(config: ml_collections.ConfigDict, ds: data_lib.Dataset) -> mode
       prior=config.prior,
       fixed=fixed,
       posterior_lower_bounds=posterior_lower_bounds(config),
+      prior_components=config.get("prior_components", 10),
       standard_prior_kwargs=prior_kwargs,
       head_init_scale=config.get("head_init_scale", 1.0),
   )
@@ -130,15 +132,27 @@ def sample_latent(keys: Array, q: D.Distribution, num_samples: int | None = None
   every tail index (``rsample_log``, ``log_prob_log``).
   """
   shape = () if num_samples is None else (num_samples,)
-  info = D.family_info(q)
-  in_log = info.rsample_log is not None
-  sampler = D.rsample_log if in_log else D.rsample
+  if isinstance(q, mixture.Mixture):  # prior samples from a VampPrior or mixture prior
+    in_log = mixture.is_positive(q)
+    sampler = mixture.rsample_log if in_log else mixture.rsample
+  else:
+    in_log = D.family_info(q).rsample_log is not None
+    sampler = D.rsample_log if in_log else D.rsample
   r = jax.vmap(lambda k, d: sampler(k, d, shape), out_axes=int(num_samples is not None))(keys, q)
   return r, in_log
 
 
 def latent_log_prob(dist: D.Distribution, r: Array, in_log: bool) -> Array:
+  """Per-dimension log-density at the draw ``r`` ([..., D]); joint ([...]) for a mixture."""
+  if isinstance(dist, mixture.Mixture):
+    return mixture.log_prob_log(dist, r) if in_log else mixture.log_prob(dist, r)
   return D.log_prob_log(dist, r) if in_log else D.log_prob(dist, r)
+
+
+def joint_log_prob(dist, r: Array, in_log: bool) -> Array:
+  """log p(z) of the whole latent vector, ``[...]``."""
+  lp = latent_log_prob(dist, r, in_log)
+  return lp if isinstance(dist, mixture.Mixture) else jnp.sum(lp, -1)
 
 
 def decoder_input(r: Array, in_log: bool, use_log: bool) -> Array:
@@ -217,6 +231,11 @@ def forward(model: models.VAE, config, params, batch: Batch, key: Array) -> dict
                     method=models.VAE.decode)
   if D.has_closed_form_kl(type(q), type(p)):
     kl_dim = D.kl(q, p)
+  elif isinstance(p, mixture.Mixture):
+    # A mixture's density is joint over the dimensions: the single-sample estimate of the
+    # whole KL, its prior term shared equally by the dimensions (their sum is what counts).
+    log_p = joint_log_prob(p, r, in_log)
+    kl_dim = latent_log_prob(q, r, in_log) - log_p[:, None] / r.shape[-1]
   else:  # a single-sample Monte Carlo estimate, unbiased, from the same draw
     kl_dim = latent_log_prob(q, r, in_log) - latent_log_prob(p, r, in_log)
   return {"log_lik": reconstruction_log_likelihood(config, out, x), "kl_dim": kl_dim}
@@ -225,7 +244,11 @@ def forward(model: models.VAE, config, params, batch: Batch, key: Array) -> dict
 def log_kl_estimator(config) -> str:
   """Says once, per run, which KL the objective uses; returns the message."""
   cls = D.family_info(config.latent).cls
-  if D.has_closed_form_kl(cls, cls):
+  if config.get("prior", "standard") in ("vamp", "mixture"):
+    message = (f"KL({cls.__name__} || mixture of {cls.__name__}) has no closed form; the ELBO "
+               "uses the single-sample Monte Carlo estimate log q(z) - log p(z) at the same "
+               "draw (unbiased).")
+  elif D.has_closed_form_kl(cls, cls):
     message = f"KL({cls.__name__} || {cls.__name__}): closed form."
   else:
     message = (f"KL({cls.__name__} || {cls.__name__}) has no closed form; the ELBO uses the "
@@ -339,8 +362,8 @@ def make_eval_fn(model: models.VAE, config, num_samples: int) -> Callable:
     p = model.apply(params, y, x.shape[0], method=models.VAE.prior_dist)
     keys = _example_keys(jax.random.fold_in(key, 2), batch["index"])
     r, in_log = sample_latent(keys, q, num_samples)  # [k, B, dim]
-    log_q = jnp.sum(latent_log_prob(q, r, in_log), -1)
-    log_p = jnp.sum(latent_log_prob(p, r, in_log), -1)
+    log_q = joint_log_prob(q, r, in_log)
+    log_p = joint_log_prob(p, r, in_log)
     z_in = decoder_input(r, in_log, feeds_log(config))
     out = jax.vmap(lambda z: model.apply(params, z, y, method=models.VAE.decode))(z_in)
     log_lik = jax.vmap(lambda o: reconstruction_log_likelihood(config, o, x))(out)
@@ -380,6 +403,13 @@ def _check_config(config, ds: data_lib.Dataset, num_devices: int) -> None:
   if not 0 < config.batch_size <= len(ds.train_x):
     raise ValueError(f"batch_size={config.batch_size} must be in [1, {len(ds.train_x)}] (the "
                      f"training examples of '{ds.name}'); set --config.batch_size accordingly.")
+  prior = config.get("prior", "standard")
+  if prior in ("vamp", "mixture") and config.free_bits:
+    raise ValueError(f"free_bits needs a factorized prior; the {prior} prior's density is joint "
+                     "over the dimensions. Set --config.free_bits=0 or --prior=standard.")
+  if prior == "vamp" and config.get("noise_channels", 0):
+    raise ValueError("The VampPrior's pseudo-inputs have the data's shape; with noise_channels "
+                     "the encoder expects more channels. Use --prior=mixture or no channels.")
   noise = config.get("noise", "none")
   if noise not in NOISES:
     raise ValueError(f"Unknown noise '{noise}'; valid: {', '.join(NOISES)}.")

@@ -1,0 +1,193 @@
+"""Weibull latent: density (k / lam) (z / lam)^(k-1) exp(-(z / lam)^k) on (0, inf).
+
+(z / lam)^k is Exponential(1) distributed, so log z = log lam + log(E) / k with E ~ Exp(1).
+Sampling, densities, moments and the KL are all written in terms of log z and log-gamma
+values, which stay finite for concentrations far from 1 where z itself under- or overflows.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pareto_vae_jax.distributions import base
+
+Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
+
+# zeta(n) for n = 2..24 (scipy.special.zeta): the coefficients of the Taylor series of log-gamma.
+_ZETA = (1.6449340668482264, 1.2020569031595942, 1.0823232337111381, 1.0369277551433700,
+         1.0173430619844492, 1.0083492773819230, 1.0040773561979444, 1.0020083928260821,
+         1.0009945751278180, 1.0004941886041194, 1.0002460865533080, 1.0001227133475785,
+         1.0000612481350588, 1.0000305882363070, 1.0000152822594086, 1.0000076371976379,
+         1.0000038172932650, 1.0000019082127165, 1.0000009539620338, 1.0000004769329869,
+         1.0000002384505027, 1.0000001192199260, 1.0000000596081890)
+# Below this |x| the series is used (truncation error < 0.25^25 / 25 = 4e-17); above it the
+# error of float32 log-gamma near 1 (~1e-6 absolute, measured) is < 2e-5 of the value.
+_SERIES_BELOW = 0.25
+
+
+class Weibull(base.Distribution):
+  """Weibull on (0, inf).
+
+  Args:
+    concentration: k, > 0. Below 1 the density is infinite at 0 and the tail is heavier than
+      exponential (though every moment is finite); k = 1 is Exponential(1 / lam).
+    scale: lam, > 0.
+  """
+
+  param_names = ("concentration", "scale")
+  positive = ("concentration", "scale")
+
+  def __init__(self, concentration: ArrayLike, scale: ArrayLike = 1.0):
+    super().__init__(concentration, scale)
+
+
+def log_standard_exponential(key: Array, shape: tuple[int, ...], dtype) -> Array:
+  """``log E`` for E ~ Exponential(1), finite for every draw.
+
+  E = -log(1 - u) with u ~ U[tiny, 1): u is floored at the smallest normal float so that E, and
+  hence log E, is never 0 / -inf (in float32, log E lies in [-87.3, 2.77]).
+
+  Args:
+    key: a JAX PRNG key.
+    shape: the shape of the draw.
+    dtype: a floating dtype.
+
+  Returns:
+    ``log E`` with the given shape and dtype.
+  """
+  u = jax.random.uniform(key, shape, dtype, minval=jnp.finfo(dtype).tiny)
+  return jnp.log(-jnp.log1p(-u))
+
+
+def rsample_log(key: Array, dist: Weibull, sample_shape: tuple[int, ...] = ()) -> Array:
+  # Inverse CDF z = lam (-log(1 - u))^(1/k), taken in log space.
+  log_e = log_standard_exponential(key, sample_shape + dist.batch_shape, dist.dtype)
+  return jnp.log(dist.scale) + log_e / dist.concentration
+
+
+def rsample(key: Array, dist: Weibull, sample_shape: tuple[int, ...] = ()) -> Array:
+  # exp leaves the float32 range once |log z| > ~87.3 (subnormals flush to 0 on CPU): for
+  # k = 0.1 and lam = 1 the draws with E < exp(-8.73), a fraction 1.6e-4, underflow to 0.
+  return jnp.exp(rsample_log(key, dist, sample_shape))
+
+
+def log_prob_log(dist: Weibull, log_z: ArrayLike) -> Array:
+  # log f = log k - log z + t - exp(t) with t = k log(z / lam) = log((z / lam)^k); t never
+  # leaves the range of log E for a draw of this distribution.
+  t = dist.concentration * (log_z - jnp.log(dist.scale))
+  return jnp.log(dist.concentration) - log_z + t - jnp.exp(t)
+
+
+def log_prob(dist: Weibull, z: ArrayLike) -> Array:
+  # The support is (0, inf): z = 0 (an underflowed draw) and z = inf get -inf.
+  inside = (z > 0) & (z < jnp.inf)
+  log_z = jnp.log(jnp.where(inside, z, 1.0))
+  return jnp.where(inside, log_prob_log(dist, log_z), -jnp.inf)
+
+
+def _lgamma1p_above_tangent(x: Array) -> Array:
+  """log Gamma(1 + x) + euler_gamma x, accurate also where it is tiny (|x| << 1), for x > -1.
+
+  Its Taylor series is sum_{n >= 2} (-1)^n zeta(n) x^n / n (Abramowitz & Stegun 6.1.33), used
+  for |x| < 0.25; there the direct difference would lose the leading x^2 term to rounding.
+  """
+  small = jnp.abs(x) < _SERIES_BELOW
+  x_series = jnp.where(small, x, 0.0)  # keeps x^24 (and its gradient) finite in the other branch
+  series = jnp.zeros_like(x)
+  for n in range(len(_ZETA) + 1, 1, -1):  # Horner's rule from the highest power down
+    series = x_series * (series + (-1) ** n * _ZETA[n - 2] / n)
+  series = x_series * series
+  direct = jax.scipy.special.gammaln(1 + x) + np.euler_gamma * x
+  return jnp.where(small, series, direct)
+
+
+def mean(dist: Weibull) -> Array:
+  # lam Gamma(1 + 1/k); overflows to inf in float32 once that exceeds 3.4e38 (k < 0.0294 for
+  # lam = 1), though the mean is finite for every k.
+  return jnp.exp(jnp.log(dist.scale) + jax.scipy.special.gammaln(1 + 1 / dist.concentration))
+
+
+def mean_log(dist: Weibull) -> Array:
+  """E[log z] = log lam - euler_gamma / k, since E[log E] = -euler_gamma for E ~ Exp(1)."""
+  return jnp.log(dist.scale) - np.euler_gamma / dist.concentration
+
+
+def variance(dist: Weibull) -> Array:
+  # lam^2 [Gamma(1 + 2/k) - Gamma(1 + 1/k)^2] = lam^2 Gamma(1 + 2/k) (1 - exp(-d)) with
+  # d = lgamma(1 + 2/k) - 2 lgamma(1 + 1/k) >= 0, formed from the tangent-free parts so that for
+  # large k (d ~ zeta(2) / k^2) the two nearly equal Gamma values do not cancel.
+  x = 1 / dist.concentration
+  d = _lgamma1p_above_tangent(2 * x) - 2 * _lgamma1p_above_tangent(x)
+  return jnp.exp(2 * jnp.log(dist.scale) + jax.scipy.special.gammaln(1 + 2 * x)
+                 + jnp.log(-jnp.expm1(-d)))
+
+
+def kl_weibull(concentration_q: ArrayLike, scale_q: ArrayLike, concentration_p: ArrayLike,
+               scale_p: ArrayLike) -> Array:
+  """KL(Weibull(k1, lam1) || Weibull(k2, lam2)), elementwise.
+
+  Bauckhage (2013), "Computing the Kullback-Leibler divergence between two Weibull
+  distributions", arXiv:1310.3713:
+
+    KL = log(k1 / lam1^k1) - log(k2 / lam2^k2) + (k1 - k2) (log lam1 - euler_gamma / k1)
+         + (lam1 / lam2)^k2 Gamma(k2 / k1 + 1) - 1.
+
+  With rho = k2 / k1 and s = k2 log(lam1 / lam2) + log Gamma(1 + rho) this regroups into two
+  non-negative terms,
+
+    KL = [exp(s) - 1 - s] + [log Gamma(rho) + euler_gamma (rho - 1)],
+
+  the second convex in rho with its minimum 0 at rho = 1. Each is evaluated without
+  cancellation: expm1(s) - s, and the series of ``_lgamma1p_above_tangent`` at rho - 1. So the
+  KL is exactly 0 for q = p and keeps its small value for nearly equal parameters. Checked
+  against quadrature and Monte Carlo in tests/test_new_families_a.py.
+
+  Args:
+    concentration_q: k1 of q, > 0.
+    scale_q: lam1 of q, > 0.
+    concentration_p: k2 of p, > 0.
+    scale_p: lam2 of p, > 0.
+
+  Returns:
+    The broadcast elementwise KL, ``>= 0`` (``inf`` where exp(s) overflows).
+
+  Example:
+    >>> from pareto_vae_jax.distributions.weibull import kl_weibull
+    >>> float(kl_weibull(2.0, 1.0, 2.0, 1.0))
+    0.0
+  """
+  k1, lam1, k2, lam2 = jnp.broadcast_arrays(
+      *(jnp.asarray(v, jnp.result_type(concentration_q, scale_q, concentration_p, scale_p, float))
+        for v in (concentration_q, scale_q, concentration_p, scale_p)))
+  delta = (k2 - k1) / k1  # rho - 1, without rounding rho first
+  shape_term = _lgamma1p_above_tangent(delta)  # log Gamma(rho) + euler_gamma (rho - 1)
+  # log Gamma(1 + rho) = log rho + log Gamma(rho).
+  s = (k2 * (jnp.log(lam1) - jnp.log(lam2)) + jnp.log1p(delta) + shape_term
+       - np.euler_gamma * delta)
+  return (jnp.expm1(s) - s) + shape_term
+
+
+@base.register_kl(Weibull, Weibull)
+def _kl_weibull_weibull(q: Weibull, p: Weibull) -> Array:
+  return kl_weibull(q.concentration, q.scale, p.concentration, p.scale)
+
+
+INFO = base.register_family(base.FamilyInfo(
+    name="weibull",
+    cls=Weibull,
+    rsample=rsample,
+    log_prob=log_prob,
+    mean=mean,
+    variance=variance,
+    # 1 / k multiplies log E in the draw as 1 / alpha multiplies E for the Pareto, so k takes
+    # the Pareto alpha's floor of 1e-3; the scale takes the Gaussian and LogNormal one.
+    heads={"concentration": "softplus_1e-3", "scale": "softplus"},
+    standard_prior=lambda shape, concentration=1.0, scale=1.0: Weibull(
+        jnp.full(shape, concentration), jnp.full(shape, scale)),
+    rsample_log=rsample_log,
+    mean_log=mean_log,
+    log_prob_log=log_prob_log,
+))
