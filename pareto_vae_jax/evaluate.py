@@ -87,15 +87,26 @@ def code_statistic(q: D.Distribution) -> tuple[Array, str]:
   ``E[z]`` for a real-valued family; ``E[log z]`` for a positive one, where the mean can be
   infinite (a Pareto with alpha <= 1) and the log is the scale the draws live on.
   """
-  info = D.family_info(q)
-  if info.mean_log is not None:
-    return D.mean_log(q), "E[log z | x]"
-  return D.mean(q), "E[z | x]"
+  name = statistic_name(D.family_info(q).name)
+  if name == "E[log z | x]":
+    return D.mean_log(q), name
+  if name == "loc(x)":
+    return q.loc, name
+  return D.mean(q), name
 
 
 def statistic_name(family: str) -> str:
-  """The name of ``code_statistic`` for a family."""
-  return "E[log z | x]" if D.family_info(family).mean_log is not None else "E[z | x]"
+  """The name of ``code_statistic`` for a family.
+
+  A real family with a location parameter other than the Gaussian (Student-t, symmetric
+  Pareto) uses it: its mean is infinite for heavy enough tails; ``loc`` is the median.
+  """
+  info = D.family_info(family)
+  if info.mean_log is not None:
+    return "E[log z | x]"
+  if "loc" in info.param_names and info.name != "gaussian":
+    return "loc(x)"
+  return "E[z | x]"
 
 
 def encode_test_set(run: Run, *, batch_size: int = 1000,

@@ -109,9 +109,11 @@ def build_model(config: ml_collections.ConfigDict, ds: data_lib.Dataset) -> mode
 
 def feeds_log(config: ml_collections.ConfigDict) -> bool:
   """Whether the decoder sees log z rather than z (positive families only)."""
-  positive = D.family_info(config.latent).rsample_log is not None
+  info = D.family_info(config.latent)
+  positive = info.rsample_log is not None
   if config.decoder_input == "auto":
-    return config.latent == "pareto"  # see docs/benchmarks.md, "Decoder input for Pareto"
+    # The power-law families: see docs/benchmarks.md, "Decoder input for Pareto".
+    return positive and info.decode_log
   if config.decoder_input not in ("z", "log"):
     raise ValueError(f"Unknown decoder_input '{config.decoder_input}'; valid: auto, z, log.")
   return positive and config.decoder_input == "log"

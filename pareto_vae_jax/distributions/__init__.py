@@ -23,3 +23,8 @@ from pareto_vae_jax.distributions.heads import HEADS, apply_head, elu_plus_one, 
 from pareto_vae_jax.distributions.inverse_gaussian import InverseGaussian, kl_inverse_gaussian
 from pareto_vae_jax.distributions.lognormal import LogNormal
 from pareto_vae_jax.distributions.pareto import Pareto, kl_pareto
+from pareto_vae_jax.distributions.student_t import StudentT
+from pareto_vae_jax.distributions.lomax import Lomax
+from pareto_vae_jax.distributions.weibull import Weibull, kl_weibull
+from pareto_vae_jax.distributions.generalized_pareto import GeneralizedPareto
+from pareto_vae_jax.distributions.symmetric_pareto import SymmetricPareto, kl_symmetric_pareto

@@ -41,6 +41,8 @@ class FamilyInfo:
     standard_prior: ``shape -> dist``, the fixed prior used by ``--prior=standard``.
     mean_log: ``dist -> E[log z]`` for positive families (finite for every parameter value,
       unlike the mean of a heavy tail): the per-example statistic of active-unit counts.
+    decode_log: whether ``decoder_input=auto`` feeds the decoder log z rather than z: for the
+      power-law families (Pareto, Lomax, Generalized Pareto), whose draws span many decades.
     latent_fixed: parameters a latent of this family keeps fixed rather than predicting (e.g.
       ``{"loc": 0.0}`` for a Generalized Pareto latent on (0, inf)); the trainer passes them to
       the encoder head, the learned prior and the standard prior alike.
@@ -58,6 +60,7 @@ class FamilyInfo:
   log_prob_log: Callable[..., Array] | None = None
   mean_log: Callable[..., Array] | None = None
   latent_fixed: Mapping[str, float] = dataclasses.field(default_factory=dict)
+  decode_log: bool = False
 
   @property
   def param_names(self) -> tuple[str, ...]:

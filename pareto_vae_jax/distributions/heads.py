@@ -12,6 +12,9 @@ Default head per family parameter (``FamilyInfo.heads``):
 | Pareto          | scale     | softplus, floor 1e-3           |
 | InverseGaussian | mean      | ELU+1, floor 1e-4 (the study)  |
 | InverseGaussian | shape     | ELU+1, floor 1e-4 (the study)  |
+| StudentT        | df        | softplus, floor 0.5            |
+| Weibull         | k         | softplus, floor 0.5            |
+| SymmetricPareto | alpha     | softplus, floor 2              |
 
 The floors keep a parameter inside the range where sampling, densities and KLs are tested to be
 finite (see the README), whatever the network outputs.
@@ -66,6 +69,8 @@ HEADS: dict[str, Callable[[ArrayLike], Array]] = {
     "identity": identity,
     "softplus": softplus_floor,
     "softplus_1e-3": lambda x: softplus_floor(x, floor=1e-3),
+    "softplus_0.5": lambda x: softplus_floor(x, floor=0.5),
+    "softplus_2": lambda x: softplus_floor(x, floor=2.0),
     "elu_plus_one": elu_plus_one,
 }
 

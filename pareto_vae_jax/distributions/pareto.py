@@ -142,4 +142,5 @@ INFO = base.register_family(base.FamilyInfo(
     rsample_log=rsample_log,
     mean_log=mean_log,
     log_prob_log=log_prob_log,
+    decode_log=True,
 ))

@@ -7,6 +7,8 @@ values, which stay finite for concentrations far from 1 where z itself under- or
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -104,6 +106,21 @@ def _lgamma1p_above_tangent(x: Array) -> Array:
   return jnp.where(small, series, direct)
 
 
+def _expm1_minus_identity(s: Array) -> Array:
+  """exp(s) - 1 - s, keeping its relative precision where it is ~s^2/2 << |s|.
+
+  expm1(s) - s cancels to an absolute error of eps |s|, i.e. a relative one of 2 eps / |s|
+  (1e-3 at s = 1e-4 in float32); for |s| < 0.1 the series sum_{n=2..11} s^n / n! is used instead
+  (truncation error < 0.1^12 / 12! ~ 2e-21).
+  """
+  small = jnp.abs(s) < 0.1
+  s_series = jnp.where(small, s, 0.0)
+  series = jnp.zeros_like(s)
+  for n in range(11, 1, -1):  # Horner's rule: s^2 (1/2! + s (1/3! + ...))
+    series = s_series * series + 1 / math.factorial(n)
+  return jnp.where(small, s_series * s_series * series, jnp.expm1(s) - s)
+
+
 def mean(dist: Weibull) -> Array:
   # lam Gamma(1 + 1/k); overflows to inf in float32 once that exceeds 3.4e38 (k < 0.0294 for
   # lam = 1), though the mean is finite for every k.
@@ -141,7 +158,7 @@ def kl_weibull(concentration_q: ArrayLike, scale_q: ArrayLike, concentration_p: 
     KL = [exp(s) - 1 - s] + [log Gamma(rho) + euler_gamma (rho - 1)],
 
   the second convex in rho with its minimum 0 at rho = 1. Each is evaluated without
-  cancellation: expm1(s) - s, and the series of ``_lgamma1p_above_tangent`` at rho - 1. So the
+  cancellation (``_expm1_minus_identity``, ``_lgamma1p_above_tangent`` at rho - 1). So the
   KL is exactly 0 for q = p and keeps its small value for nearly equal parameters. Checked
   against quadrature and Monte Carlo in tests/test_new_families_a.py.
 
@@ -152,7 +169,9 @@ def kl_weibull(concentration_q: ArrayLike, scale_q: ArrayLike, concentration_p: 
     scale_p: lam2 of p, > 0.
 
   Returns:
-    The broadcast elementwise KL, ``>= 0`` (``inf`` where exp(s) overflows).
+    The broadcast elementwise KL, ``>= 0``; ``inf``, with a zero gradient, where exp(s)
+    overflows. Its gradient, ~KL times k2 / lam2 or k2 / k1, is finite below KL ~ 1e30 for
+    parameters in [1e-2, 1e2]; in the band just below overflow it can itself overflow.
 
   Example:
     >>> from pareto_vae_jax.distributions.weibull import kl_weibull
@@ -164,10 +183,17 @@ def kl_weibull(concentration_q: ArrayLike, scale_q: ArrayLike, concentration_p: 
         for v in (concentration_q, scale_q, concentration_p, scale_p)))
   delta = (k2 - k1) / k1  # rho - 1, without rounding rho first
   shape_term = _lgamma1p_above_tangent(delta)  # log Gamma(rho) + euler_gamma (rho - 1)
+  # log(lam1 / lam2) from the exact difference lam1 - lam2 where the scales are close; the
+  # difference of two rounded logs would carry an absolute error of ~1e-7 into a tiny KL.
+  close = jnp.abs(lam1 - lam2) < 0.5 * lam2
+  log_ratio = jnp.where(close, jnp.log1p(jnp.where(close, lam1 - lam2, 0.0) / lam2),
+                        jnp.log(lam1) - jnp.log(lam2))
   # log Gamma(1 + rho) = log rho + log Gamma(rho).
-  s = (k2 * (jnp.log(lam1) - jnp.log(lam2)) + jnp.log1p(delta) + shape_term
-       - np.euler_gamma * delta)
-  return (jnp.expm1(s) - s) + shape_term
+  s = k2 * log_ratio + jnp.log1p(delta) + shape_term - np.euler_gamma * delta
+  # Where exp(s) overflows, the KL is +inf with a zero gradient (not the nan of inf - inf).
+  overflow = s > np.log(np.finfo(s.dtype).max)
+  value = _expm1_minus_identity(jnp.where(overflow, 0.0, s)) + shape_term
+  return jnp.where(overflow, jnp.inf, value)
 
 
 @base.register_kl(Weibull, Weibull)
@@ -182,9 +208,11 @@ INFO = base.register_family(base.FamilyInfo(
     log_prob=log_prob,
     mean=mean,
     variance=variance,
-    # 1 / k multiplies log E in the draw as 1 / alpha multiplies E for the Pareto, so k takes
-    # the Pareto alpha's floor of 1e-3; the scale takes the Gaussian and LogNormal one.
-    heads={"concentration": "softplus_1e-3", "scale": "softplus"},
+    # k >= 0.5: the KL to the Exp(1) standard prior grows like Gamma(1 + 1/k) (9e157 at
+    # k = 0.01) and overflows float32 below k ~ 0.03. With a floor of 1e-3, a freshly
+    # initialized encoder reached it and the first training step of the tiny test config had
+    # an infinite KL.
+    heads={"concentration": "softplus_0.5", "scale": "softplus"},
     standard_prior=lambda shape, concentration=1.0, scale=1.0: Weibull(
         jnp.full(shape, concentration), jnp.full(shape, scale)),
     rsample_log=rsample_log,
