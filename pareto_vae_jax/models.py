@@ -125,12 +125,16 @@ class ConvDecoder(nn.Module):
     return Upsample2x(self.output_shape[-1], 4, self.output_shape[0], self.upsampling)(h)
 
 
+_MAX_LOG_RATIO = 40.0  # a bounded parameter stays below bound * e^40 (~2e17 bound)
+
+
 class LatentHead(nn.Module):
   """Maps features to a distribution of ``family`` through the family's default heads.
 
   Parameters in ``fixed`` (e.g. the Pareto scale x_m shared with the prior) are not predicted.
-  A parameter in ``lower_bounds`` is predicted as ``bound * exp(softplus(raw))``, never below
-  its bound: a learned Pareto scale x_q >= x_p keeps the KL to a Pareto(., x_p) prior finite.
+  A parameter in ``lower_bounds`` is predicted as ``bound * exp(softplus(raw))`` (capped at
+  ``bound * e^40``), never below its bound: a learned Pareto scale x_q >= x_p keeps the KL to a
+  Pareto(., x_p) prior finite.
   """
 
   family: str
@@ -148,7 +152,10 @@ class LatentHead(nn.Module):
       if name in self.fixed:
         values.append(jnp.full(raw.shape[:-1] + (self.latent_dim,), self.fixed[name], raw.dtype))
       elif name in bounds:
-        values.append(bounds[name] * jnp.exp(jax.nn.softplus(next(chunks))))
+        # log(value / bound) = softplus(raw), capped at _MAX_LOG_RATIO so that extreme inputs
+        # cannot overflow the value (and the KL) to inf; beyond the cap the gradient is 0.
+        log_ratio = jnp.minimum(jax.nn.softplus(next(chunks)), _MAX_LOG_RATIO)
+        values.append(bounds[name] * jnp.exp(log_ratio))
       else:
         values.append(D.apply_head(info.heads[name], next(chunks)))
     return info.cls(*values)
