@@ -70,7 +70,9 @@ def measure(run: evaluate.Run, *, seed: int = 0) -> dict[str, Any]:
   alpha_hat, alpha_se = tail_indices(draws, positive)
   # The posterior locations too, in the latent's own space (exp E[log z | x] for a positive
   # family: the geometric mean of its posterior).
-  code_alpha, _ = tail_indices(np.exp(codes.astype(np.float64)) if positive else codes, positive)
+  with np.errstate(over="ignore"):  # exp of a huge log-code is inf; tail_indices drops it
+    natural = np.exp(codes.astype(np.float64)) if positive else codes
+  code_alpha, _ = tail_indices(natural, positive)
   factor_alpha, factor_se = tail_indices(factors, True)  # the estimator on the truth itself
   mi = metrics.mutual_information(codes, factors)
   match = metrics.factor_assignment(mi)
