@@ -6,7 +6,7 @@
 #   DRY_RUN=1 bash launch/reproduce.sh       # print the commands only
 #   ONLY=claims bash launch/reproduce.sh     # one group: report, heavy_tail, synthetic,
 #                                            # mnist_exp, beta, denoise, stacked, collapse,
-#                                            # claims
+#                                            # claims, scale (Pareto with a learned scale)
 #
 # Each run trains into runs/repro/<group>/<name> (a second invocation resumes or skips
 # finished runs); evaluations and the summary tables go to runs/repro/<group>/summary.md.
@@ -19,7 +19,7 @@ SHORT="${SHORT:-0}"
 DRY_RUN="${DRY_RUN:-0}"
 ONLY="${ONLY:-}"
 IWAE="${IWAE:-1000}"
-mkdir -p "$ROOT"
+if [[ "$DRY_RUN" != 1 ]]; then mkdir -p "$ROOT"; fi
 
 run() {
   if [[ "$DRY_RUN" == 1 ]]; then
