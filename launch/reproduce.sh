@@ -66,25 +66,25 @@ STUDY_FAMILIES=(gaussian lognormal inverse_gaussian pareto)
 if wanted report; then  # the MNIST CVAE report: table 4 (MLP substitute on CPU; see the config)
   cfg=configs/mnist_cvae_report_mlp.py
   for latent in gaussian pareto; do
-    train report "$latent-vae" --config=$cfg --latent=$latent --noconditional
-    train report "$latent-cvae" --config=$cfg --latent=$latent --conditional
+    train report "$latent-vae" --config="$cfg" --latent="$latent" --noconditional
+    train report "$latent-cvae" --config="$cfg" --latent="$latent" --conditional
   done
-  train report pareto-cvae-learned --config=$cfg --latent=pareto --conditional --prior=learned
+  train report pareto-cvae-learned --config="$cfg" --latent=pareto --conditional --prior=learned
   summarize report "$IWAE" true
 fi
 
 if wanted heavy_tail; then  # the heavy-tail study on MNIST: table 4, row MNIST
   for latent in "${STUDY_FAMILIES[@]}"; do
-    train heavy_tail "$latent" --config=configs/heavy_tail_study.py --latent=$latent $(epochs 100 20)
+    train heavy_tail "$latent" --config=configs/heavy_tail_study.py --latent="$latent" "$(epochs 100 20)"
   done
   train heavy_tail pareto-learned-cvae --config=configs/heavy_tail_study.py --latent=pareto \
-    --conditional --prior=learned $(epochs 100 20)
+    --conditional --prior=learned "$(epochs 100 20)"
   summarize heavy_tail 64 true
 fi
 
 if wanted synthetic; then  # table 4, row synthetic
   for latent in "${STUDY_FAMILIES[@]}"; do
-    train synthetic "$latent" --config=configs/heavy_tail_synthetic.py --latent=$latent
+    train synthetic "$latent" --config=configs/heavy_tail_synthetic.py --latent="$latent"
   done
   train synthetic pareto-learned-cvae --config=configs/heavy_tail_synthetic.py --latent=pareto \
     --conditional --prior=learned
@@ -93,8 +93,8 @@ fi
 
 if wanted mnist_exp; then  # table 4, row MNIST-exp
   for latent in "${STUDY_FAMILIES[@]}"; do
-    train mnist_exp "$latent" --config=configs/heavy_tail_study.py --latent=$latent \
-      --dataset=mnist_exp $(epochs 100 10)
+    train mnist_exp "$latent" --config=configs/heavy_tail_study.py --latent="$latent" \
+      --dataset=mnist_exp "$(epochs 100 10)"
   done
   summarize mnist_exp 64 false
 fi
@@ -102,8 +102,8 @@ fi
 if wanted beta; then  # table 2: the beta sweep
   for beta in 0.0 0.01 0.02 0.03 0.1 0.2 0.3; do
     for latent in "${STUDY_FAMILIES[@]}"; do
-      train beta "$latent-beta$beta" --config=configs/heavy_tail_study.py --latent=$latent \
-        --config.beta=$beta $(epochs 100 5)
+      train beta "$latent-beta$beta" --config=configs/heavy_tail_study.py --latent="$latent" \
+        --config.beta="$beta" "$(epochs 100 5)"
     done
   done
   summarize beta 16 false
@@ -112,8 +112,8 @@ fi
 if wanted denoise; then  # table 5: additive pixel noise
   for noise in normal lognormal uniform inverse_gaussian; do
     for latent in "${STUDY_FAMILIES[@]}"; do
-      train denoise "$latent-$noise" --config=configs/heavy_tail_study.py --latent=$latent \
-        --config.noise=$noise $(epochs 100 5)
+      train denoise "$latent-$noise" --config=configs/heavy_tail_study.py --latent="$latent" \
+        --config.noise="$noise" "$(epochs 100 5)"
     done
   done
   summarize denoise 16 false
@@ -122,8 +122,8 @@ fi
 if wanted stacked; then  # table 6: stacked noise channels
   for noise in normal lognormal uniform inverse_gaussian; do
     for latent in "${STUDY_FAMILIES[@]}"; do
-      train stacked "$latent-$noise" --config=configs/heavy_tail_study.py --latent=$latent \
-        --config.noise=$noise --config.noise_channels=3 $(epochs 100 5)
+      train stacked "$latent-$noise" --config=configs/heavy_tail_study.py --latent="$latent" \
+        --config.noise="$noise" --config.noise_channels=3 "$(epochs 100 5)"
     done
   done
   summarize stacked 16 false
@@ -131,14 +131,14 @@ fi
 
 if wanted collapse; then  # posterior collapse at equal beta: a wide latent, unconditional MNIST
   for latent in "${STUDY_FAMILIES[@]}"; do
-    train collapse "$latent" --latent=$latent --noconditional --config.latent_dim=50
+    train collapse "$latent" --latent="$latent" --noconditional --config.latent_dim=50
   done
   summarize collapse 64 false
 fi
 
 if wanted claims; then  # the Pareto guide's claims: tail recovery and disentanglement
   for latent in "${STUDY_FAMILIES[@]}"; do
-    train claims "$latent" --config=configs/pareto_claims.py --latent=$latent
+    train claims "$latent" --config=configs/pareto_claims.py --latent="$latent"
   done
   train claims pareto-learned --config=configs/pareto_claims.py --latent=pareto --prior=learned
   if [[ "$DRY_RUN" == 1 ]]; then
@@ -152,13 +152,13 @@ fi
 if wanted scale; then  # Pareto with a learned posterior scale x_q >= x_m, beside the runs above
   learned=--config.pareto_posterior_scale=learned
   train report pareto-vae-scale --config=configs/mnist_cvae_report_mlp.py --latent=pareto \
-    --noconditional $learned
+    --noconditional "$learned"
   train report pareto-cvae-scale --config=configs/mnist_cvae_report_mlp.py --latent=pareto \
-    --conditional $learned
-  train collapse pareto-scale --latent=pareto --noconditional --config.latent_dim=50 $learned
-  train claims pareto-scale --config=configs/pareto_claims.py --latent=pareto $learned
-  train heavy_tail pareto-scale --config=configs/heavy_tail_study.py --latent=pareto $learned \
-    $(epochs 100 20)
+    --conditional "$learned"
+  train collapse pareto-scale --latent=pareto --noconditional --config.latent_dim=50 "$learned"
+  train claims pareto-scale --config=configs/pareto_claims.py --latent=pareto "$learned"
+  train heavy_tail pareto-scale --config=configs/heavy_tail_study.py --latent=pareto "$learned" \
+    "$(epochs 100 20)"
 fi
 
 if wanted scale; then
