@@ -66,3 +66,25 @@ def kl_quadrature(q, p) -> float:
   upper, _ = integrate.quad(lambda v: integrand(sq.isf(v)), 0.0, 0.5, limit=400, epsabs=1e-11,
                             epsrel=1e-10)
   return lower + upper
+
+
+def training_kl_estimate(q, p, n: int, key) -> tuple[np.ndarray, np.ndarray]:
+  """(mean, standard error) over ``n`` examples of the trainer's single-draw KL estimate.
+
+  As in ``train.forward`` where no closed form is registered: one draw per example from ``q``
+  (in log space for positive families), scored as ``log q(z) - log p(z)``. ``q`` and ``p``
+  broadcast to a common batch shape ``[D]``.
+  """
+  import jax
+  import jax.numpy as jnp
+  from pareto_vae_jax import train
+  shape = (n, *jnp.broadcast_shapes(q.batch_shape, p.batch_shape))
+  q_n, p_n = (jax.tree.map(lambda v: jnp.broadcast_to(v, shape), d) for d in (q, p))
+
+  @jax.jit
+  def estimates(keys, q, p):
+    r, in_log = train.sample_latent(keys, q)
+    return train.latent_log_prob(q, r, in_log) - train.latent_log_prob(p, r, in_log)
+
+  values = np.asarray(estimates(jax.random.split(key, n), q_n, p_n), np.float64)
+  return values.mean(0), values.std(0) / np.sqrt(n)

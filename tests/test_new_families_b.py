@@ -13,10 +13,10 @@ import pytest
 from scipy import integrate, special, stats
 
 import pareto_vae_jax as pvj
-from pareto_vae_jax import train
 from pareto_vae_jax.distributions import heads
 from pareto_vae_jax.distributions.generalized_pareto import GeneralizedPareto
 from pareto_vae_jax.distributions.symmetric_pareto import SymmetricPareto, kl_symmetric_pareto
+from reference import training_kl_estimate
 
 KEY = jax.random.key(0)
 # Jitted entry points: one compilation per shape instead of one per operation (eager dispatch).
@@ -242,16 +242,7 @@ def test_generalized_pareto_kl_is_the_trainers_monte_carlo_estimate_and_it_match
   info = pvj.family_info("generalized_pareto")
   q = GeneralizedPareto(jnp.array([0.3, 2.0, 1.0]), jnp.array([1.2, 0.05, 0.5]))
   p = info.standard_prior((3,), **info.latent_fixed)
-  n = 100_000
-  q_n, p_n = (jax.tree.map(lambda v: jnp.broadcast_to(v, (n, 3)), d) for d in (q, p))
-
-  @jax.jit
-  def single_sample_estimates(keys, q, p):  # as in train.forward: one draw per example
-    r, in_log = train.sample_latent(keys, q)
-    return train.latent_log_prob(q, r, in_log) - train.latent_log_prob(p, r, in_log)
-
-  estimate = np.asarray(single_sample_estimates(jax.random.split(KEY, n), q_n, p_n), np.float64)
-  mean, se = estimate.mean(0), estimate.std(0) / np.sqrt(n)
+  mean, se = training_kl_estimate(q, p, 100_000, KEY)  # one draw per example, as in training
   exact = [_gpd_kl_by_quadrature(GeneralizedPareto(*(v[i] for v in q.params)),
                                  GeneralizedPareto(*(v[i] for v in p.params))) for i in range(3)]
   assert np.all(np.abs(mean - exact) < 4 * se + 1e-4), (mean, exact, se)
@@ -367,16 +358,7 @@ def test_symmetric_pareto_kl_is_the_trainers_monte_carlo_estimate_and_it_matches
   q = SymmetricPareto(jnp.array([0.0, 1.5, -0.3, 4.0, 0.0]),
                       jnp.array([2.0, 0.5, 5.0, 30.0, 0.7]), 1.0)
   p = info.standard_prior((5,), **info.latent_fixed)
-  n = 100_000
-  q_n, p_n = (jax.tree.map(lambda v: jnp.broadcast_to(v, (n, 5)), d) for d in (q, p))
-
-  @jax.jit
-  def single_sample_estimates(keys, q, p):  # as in train.forward: one draw per example
-    r, in_log = train.sample_latent(keys, q)
-    return train.latent_log_prob(q, r, in_log) - train.latent_log_prob(p, r, in_log)
-
-  estimate = np.asarray(single_sample_estimates(jax.random.split(KEY, n), q_n, p_n), np.float64)
-  mean, se = estimate.mean(0), estimate.std(0) / np.sqrt(n)
+  mean, se = training_kl_estimate(q, p, 100_000, KEY)  # one draw per example, as in training
   params = lambda d, i: tuple(float(v[i]) for v in d.params)
   exact = np.array([_symmetric_kl_by_quadrature(params(q, i), params(p, i)) for i in range(5)])
   assert np.all(np.abs(mean - exact) < 4 * se + 1e-4), (mean, exact, se)
