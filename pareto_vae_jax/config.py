@@ -19,7 +19,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.noise_scale = 0.2            # the noise is noise_scale times a unit draw (train.NOISES)
   c.noise_channels = 0           # 0: add the noise to the pixels; m > 0: stack m noise channels
   # Model.
-  c.latent = "pareto"            # any registered family: gaussian, lognormal, pareto, inverse_gaussian
+  c.latent = "pareto"            # any of pareto_vae_jax.latent_names() (README)
   c.conditional = False          # condition encoder, decoder (and learned prior) on the label
   c.prior = "standard"           # standard (fixed) | learned (p(z|c) network) | vamp | mixture
   c.prior_components = 10        # K pseudo-inputs (vamp) or mixture components (mixture)
@@ -32,6 +32,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.pareto_alpha0 = 1.0          # tail index of the standard Pareto prior
   c.pareto_scale = 1.0           # x_m of the Pareto prior (and of the posterior when shared)
   c.pareto_posterior_scale = "shared"  # shared (the guide) | learned: encoder predicts x_q >= x_m
+  c.flow_layers = 8              # planar: flow layers (amortized: the encoder predicts u, w, b)
+  c.iaf_steps = 2                # iaf: autoregressive steps (MADE networks)
+  c.iaf_hidden = 128             # iaf: MADE hidden width
+  c.iaf_context = 16             # iaf: size of the context h the encoder passes to each MADE
   c.likelihood = "bernoulli"     # bernoulli (BCE) | gaussian | mse (per-pixel mean) | sse (sum)
   c.gaussian_scale = 1.0         # observation std of the gaussian likelihood
   # Objective.
@@ -51,4 +55,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.halt_after_steps = 0         # stop as if pre-empted after this many steps (tests; 0: off)
   c.iwae_samples = 64            # importance samples for the test IWAE bound
   c.eval_batch_size = 500        # test examples per evaluation batch
+  # Observability.
+  c.summary_every_epochs = 1     # TensorBoard images and latent histograms every N epochs (0: off)
+  c.profile_steps = ""           # jax.profiler trace: "n" (steps 1..n) or "a:b" -> workdir/profile
   return c

@@ -3,27 +3,41 @@ r"""Command line: train and evaluate a (conditional) VAE with any registered lat
     python -m pareto_vae_jax.main --latent=pareto --conditional
     python -m pareto_vae_jax.main --config=configs/mnist_cvae_report.py --latent=gaussian
 
+On several hosts (a TPU pod slice, Slurm), every process runs the same command with
+``--multihost`` (see ``pareto_vae_jax.multihost`` and launch/):
+
+    python -m pareto_vae_jax.main --multihost --config=configs/tpu.py --latent=pareto --conditional
+
 Flags given here override the same fields of ``--config``; ``--config.<field>=value``
 overrides any other field.
 """
 
 import os
 
+import jax
+
 from absl import app, flags
 from ml_collections import config_flags
 
-from pareto_vae_jax import data, distributions, train
+from pareto_vae_jax import data, distributions, multihost, train
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.py")
 
 config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Training configuration file.",
                                 lock_config=True)
-_LATENT = flags.DEFINE_enum("latent", None, distributions.family_names(), "Latent family.")
+_LATENT = flags.DEFINE_enum("latent", None, distributions.latent_names(), "Latent family.")
 _CONDITIONAL = flags.DEFINE_boolean("conditional", None, "Condition on the class label.")
 _PRIOR = flags.DEFINE_enum("prior", None, ["standard", "learned", "vamp", "mixture"],
                            "Fixed, learned conditional, VampPrior or learnable mixture prior.")
 _DATASET = flags.DEFINE_enum("dataset", None, data.DATASETS, "Training data.")
 _SEED = flags.DEFINE_integer("seed", None, "Random seed.")
+_MULTIHOST = flags.DEFINE_boolean(
+    "multihost", None, "Join a multi-process run with jax.distributed.initialize() (TPU pod "
+    "slices, Slurm and other clusters are detected). Default: only when JAX_COORDINATOR_ADDRESS, "
+    "JAX_NUM_PROCESSES > 1 and JAX_PROCESS_ID are set.")
+_PROFILE_STEPS = flags.DEFINE_string(
+    "profile_steps", None, "Capture a jax.profiler trace of these training steps into "
+    "<workdir>/profile: 'n' (steps 1..n, after the compiling step 0) or 'a:b'.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (default runs/<name>).")
 
 
@@ -35,13 +49,17 @@ def run_name(config) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  multihost.initialize(_MULTIHOST.value)  # before anything else touches the devices
   config = flags.FLAGS.config
   for field, flag in (("latent", _LATENT), ("conditional", _CONDITIONAL), ("prior", _PRIOR),
-                      ("dataset", _DATASET), ("seed", _SEED)):
+                      ("dataset", _DATASET), ("seed", _SEED),
+                      ("profile_steps", _PROFILE_STEPS)):
     if flag.value is not None:
       setattr(config, field, flag.value)
   workdir = _WORKDIR.value or os.path.join("runs", run_name(config))
-  print(f"Training {run_name(config)} into {workdir}", flush=True)
+  if multihost.is_primary():
+    print(f"Training {run_name(config)} into {workdir} on {jax.process_count()} process(es), "
+          f"{jax.device_count()} {jax.default_backend()} device(s)", flush=True)
   train.train_and_evaluate(config, workdir)
 
 

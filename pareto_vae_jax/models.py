@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from pareto_vae_jax import distributions as D
-from pareto_vae_jax.distributions import mixture
+from pareto_vae_jax.distributions import joint, mixture
 
 Array = jax.Array
 
@@ -165,6 +165,31 @@ class LatentHead(nn.Module):
     return tuple(n for n in D.family_info(self.family).param_names if n not in self.fixed)
 
 
+class JointLatentHead(nn.Module):
+  """Maps features to a joint family's distribution (full-covariance Gaussian, flows).
+
+  ``options`` are the structure settings of ``distributions.joint`` (flow layers, IAF steps);
+  parameters common to all examples (the IAF's MADE) are this module's ``shared`` parameter.
+  """
+
+  family: str
+  latent_dim: int
+  options: Mapping[str, int]
+
+  @property
+  def num_raw(self) -> int:
+    return joint.joint_info(self.family).num_raw(self.latent_dim, dict(self.options))
+
+  @nn.compact
+  def __call__(self, raw: Array):
+    info = joint.joint_info(self.family)
+    options = dict(self.options)
+    shared = None
+    if info.init_shared is not None:
+      shared = self.param("shared", lambda key: info.init_shared(key, self.latent_dim, options))
+    return info.from_flat(raw, self.latent_dim, options, shared)
+
+
 class LearnedPrior(nn.Module):
   """p(z | c): a small network from the one-hot label to the prior's parameters.
 
@@ -176,11 +201,15 @@ class LearnedPrior(nn.Module):
   latent_dim: int
   fixed: Mapping[str, float]
   hidden: int = 64
+  joint_options: Mapping[str, int] | None = None
 
   @nn.compact
   def __call__(self, c: Array) -> D.Distribution:
-    head = LatentHead(self.family, self.latent_dim, self.fixed)
     h = nn.relu(nn.Dense(self.hidden)(c))
+    if joint.is_joint_family(self.family):
+      head = JointLatentHead(self.family, self.latent_dim, self.joint_options or {})
+      return head(nn.Dense(head.num_raw)(h))
+    head = LatentHead(self.family, self.latent_dim, self.fixed)
     return head(nn.Dense(self.latent_dim * len(head.predicted))(h))
 
 
@@ -220,13 +249,30 @@ class VAE(nn.Module):
   prior_components: int = 10
   standard_prior_kwargs: Mapping[str, float] | None = None
   head_init_scale: float = 1.0
+  joint_options: Mapping[str, int] | None = None
+
+  @property
+  def is_joint(self) -> bool:
+    return joint.is_joint_family(self.family)
+
+  @property
+  def prior_family(self) -> str:
+    """The family of the prior: the posterior's, except for flows (a Gaussian prior)."""
+    if self.is_joint and joint.joint_info(self.family).log_prob is None:
+      return "gaussian"
+    return self.family
 
   def setup(self):
     fixed = dict(self.fixed or {})
     bounds = dict(self.posterior_lower_bounds or {})
-    self.posterior_head = LatentHead(self.family, self.latent_dim,
-                                     {k: v for k, v in fixed.items() if k not in bounds}, bounds)
-    num_raw = self.latent_dim * len(self.posterior_head.predicted)
+    if self.is_joint:
+      self.posterior_head = JointLatentHead(self.family, self.latent_dim,
+                                            dict(self.joint_options or {}))
+      num_raw = self.posterior_head.num_raw
+    else:
+      self.posterior_head = LatentHead(self.family, self.latent_dim,
+                                       {k: v for k, v in fixed.items() if k not in bounds}, bounds)
+      num_raw = self.latent_dim * len(self.posterior_head.predicted)
     if self.architecture == "conv":
       self.encoder = ConvEncoder(num_raw, self.head_init_scale)
       self.decoder = ConvDecoder(self.input_shape, self.upsampling)
@@ -236,12 +282,19 @@ class VAE(nn.Module):
     else:
       raise ValueError(f"Unknown architecture '{self.architecture}'; valid choices: mlp, conv.")
     if self.prior == "learned":
-      self.prior_net = LearnedPrior(self.family, self.latent_dim, fixed)
+      self.prior_net = LearnedPrior(self.prior_family, self.latent_dim, fixed,
+                                    joint_options=self.joint_options)
     elif self.prior == "vamp":
+      if self.is_joint:
+        raise ValueError(f"--prior=vamp needs a factorized posterior family; '{self.family}' is "
+                         "joint over the dimensions. Use --prior=mixture (Gaussian components) "
+                         "or --prior=learned.")
       self.pseudo_inputs = self.param("pseudo_inputs", nn.initializers.uniform(1.0),
                                       (self.prior_components, *self.input_shape))
     elif self.prior == "mixture":
-      self.mixture_head = LatentHead(self.family, self.latent_dim, fixed)
+      # Components of the posterior's family; for a joint family, diagonal Gaussians.
+      self.mixture_head = LatentHead(self.family if not self.is_joint else "gaussian",
+                                     self.latent_dim, fixed)
       self.mixture_raw = self.param(
           "mixture_raw", nn.initializers.normal(1.0),
           (self.prior_components, self.latent_dim * len(self.mixture_head.predicted)))
@@ -283,6 +336,8 @@ class VAE(nn.Module):
           lambda v: jnp.broadcast_to(v.reshape(-1, k, self.latent_dim),
                                      (batch, k, self.latent_dim)), components)
       return mixture.Mixture(jnp.broadcast_to(logits, (batch, k)), components)
+    if self.is_joint:  # N(0, I), factorized
+      return D.family_info("gaussian").standard_prior((batch, self.latent_dim))
     info = D.family_info(self.family)
     return info.standard_prior((batch, self.latent_dim), **dict(self.standard_prior_kwargs or {}))
 

@@ -1,15 +1,23 @@
-"""Outputs of a run: metrics as JSON lines and TensorBoard events, and PNG image grids."""
+"""Outputs of a run: metrics as JSON lines, TensorBoard events and PNG image grids.
+
+The image grids and latent histograms are computed by pure functions (``image_grids``,
+``latent_histograms``) and written as PNGs at the end of a run (``write_images``) or as
+TensorBoard images and histograms at any step (``write_tensorboard_summaries``).
+"""
 
 from __future__ import annotations
 
+import collections
 import json
 import os
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from pareto_vae_jax import distributions as D
 from pareto_vae_jax import models
 
 
@@ -29,7 +37,35 @@ class MetricWriter:
     self._tb.flush()
 
   def write_image(self, step: int, tag: str, image: np.ndarray) -> None:
-    self._tb.add_image(tag, image, step, dataformats="HW")
+    """Writes an image with values in [0, 1] (clipped), ``(H, W)`` or ``(H, W, C)``, C in 1, 3, 4.
+
+    Raises:
+      ValueError: the image has another shape.
+    """
+    image = np.asarray(image, np.float32)
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (1, 3, 4))):
+      raise ValueError(f"write_image('{tag}'): an image must be (H, W) or (H, W, C) with C in "
+                       f"1, 3, 4; got shape {image.shape}.")
+    # Rounded here: tensorboardX would truncate float pixels (0.999 * 255 -> 254).
+    pixels = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    self._tb.add_image(tag, pixels, step, dataformats="HW" if image.ndim == 2 else "HWC")
+
+  def write_histogram(self, step: int, tag: str, values: np.ndarray) -> None:
+    """Writes a histogram of ``values`` (any shape; flattened).
+
+    Non-finite values are left out, with a warning (TensorBoard's histograms cannot hold
+    them); if none is finite, nothing is written.
+    """
+    values = np.asarray(values, np.float64).ravel()
+    finite = values[np.isfinite(values)]
+    if finite.size < values.size:
+      logging.warning("Histogram '%s' at step %d: %d of %d values are not finite; left out.",
+                      tag, step, values.size - finite.size, values.size)
+    if finite.size:
+      self._tb.add_histogram(tag, finite, step)
+
+  def flush(self) -> None:
+    self._tb.flush()
 
   def close(self) -> None:
     self._jsonl.close()
@@ -37,9 +73,13 @@ class MetricWriter:
 
 
 def tile(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
-  """(rows * cols, H, W[, 1]) -> one (rows * H, cols * W) grid."""
-  images = images.reshape(rows, cols, *images.shape[1:3])
-  return images.transpose(0, 2, 1, 3).reshape(rows * images.shape[2], cols * images.shape[3])
+  """(rows * cols, H, W[, C]) -> one (rows * H, cols * W) grid, (rows * H, cols * W, C) if C > 1."""
+  images = np.asarray(images)
+  if images.ndim == 4 and images.shape[-1] == 1:
+    images = images[..., 0]
+  h, w, channels = images.shape[1], images.shape[2], images.shape[3:]
+  grid = images.reshape(rows, cols, h, w, *channels).swapaxes(1, 2)
+  return grid.reshape(rows * h, cols * w, *channels)
 
 
 def _save_png(path: str, grid: np.ndarray, title: str) -> None:
@@ -58,34 +98,167 @@ def _to_pixels(out: jax.Array, likelihood: str) -> np.ndarray:
   return np.asarray(jax.nn.sigmoid(out) if likelihood == "bernoulli" else jnp.clip(out, 0, 1))
 
 
-def write_images(workdir: str, model: models.VAE, params, ds, config, use_log: bool) -> None:
-  """Reconstructions of test digits, and 10 prior samples per class (or unconditional)."""
+# Jitted summary computations by (kind, model, config) value, least recently used first.
+# ``write_tensorboard_summaries`` runs at every epoch end with the same model and config; a new
+# jit each time would trace and compile again (seconds on a CPU, more for gamma samplers). The
+# model and config are unhashable (dict fields), so their printed forms are the key: equal
+# printed forms build the same computation.
+_JITTED: collections.OrderedDict[tuple, Callable] = collections.OrderedDict()
+_JITTED_SIZE = 8
+
+
+def _jitted(kind: tuple, model: models.VAE, config, fn: Callable) -> Callable:
+  """``jax.jit(fn)``, or the one made earlier for the same ``kind``, model and config."""
+  key = (kind, repr(model), config.to_json_best_effort())
+  if key in _JITTED:
+    _JITTED.move_to_end(key)
+  else:
+    _JITTED[key] = jax.jit(fn)
+    if len(_JITTED) > _JITTED_SIZE:
+      _JITTED.popitem(last=False)
+  return _JITTED[key]
+
+
+def _image_fn(model: models.VAE, config, use_log: bool) -> Callable:
+  """(params, x, y, labels) -> (encoder inputs, reconstruction outputs, sample outputs)."""
+  from pareto_vae_jax import train  # the corruption of denoising runs; train imports us
+
+  def images(params, x, y, labels):
+    key = jax.random.key(config.seed)
+    n = x.shape[0]
+    inputs = train.encoder_input(config, x, key, jnp.arange(n))
+    q = model.apply(params, inputs, y, method=models.VAE.encode)
+    draw, in_log = train.sample_latent(jax.random.split(key, n), q)
+    recon = model.apply(params, train.decoder_input(draw, in_log, use_log), y,
+                        method=models.VAE.decode)
+    p = model.apply(params, labels, labels.shape[0], method=models.VAE.prior_dist)
+    # Per-example draws; a mixture prior (vamp, mixture) picks a component for each.
+    keys = jax.random.split(jax.random.fold_in(key, 1), labels.shape[0])
+    draw, in_log = train.sample_latent(keys, p)
+    samples = model.apply(params, train.decoder_input(draw, in_log, use_log), labels,
+                          method=models.VAE.decode)
+    return inputs[..., :x.shape[-1]], recon, samples  # what the encoder saw: noisy if denoising
+
+  return _jitted(("images", use_log), model, config, images)
+
+
+def image_grids(model: models.VAE, params, ds, config, use_log: bool) -> dict[str, np.ndarray]:
+  """The image grids of a run, with values in [0, 1]; empty for non-image data.
+
+  The draws depend on ``config.seed`` only, so grids from successive epochs differ by the
+  parameters alone.
+
+  Args:
+    model: the VAE.
+    params: its parameters.
+    ds: the dataset; the grids use its test split.
+    config: the run's config (seed, likelihood, conditional, noise).
+    use_log: whether the decoder takes log z (``train.feeds_log``).
+
+  Returns:
+    ``reconstructions``: ``(4 H, 10 W[, C])``, rows 1 and 3 the encoder inputs of the first 20
+    test examples (noisy ones for a denoising run), rows 2 and 4 their reconstructions from
+    one posterior draw (fewer rows and columns for a test split under 20 examples);
+    ``samples``: ``(classes H, 10 W[, C])``, 10 prior draws per class, one row per class (one
+    row for an unconditional model). ``C`` appears for multi-channel images only.
+  """
   if len(ds.input_shape) != 3:
+    return {}
+  # 50 encoded although 20 are shown: the draws (split(key, 50)) of the earlier PNGs.
+  n = min(50, len(ds.test_x))
+  classes = ds.num_classes if config.conditional else 1
+  x, recon, samples = _image_fn(model, config, use_log)(
+      params, jnp.asarray(ds.test_x[:n]), jnp.asarray(ds.test_y[:n]),
+      jnp.repeat(jnp.arange(classes), 10))
+  x, recon = np.asarray(x), _to_pixels(recon, config.likelihood)
+  cols = min(10, n)
+  pairs = min(2, n // cols)
+  rows = [a[i * cols:(i + 1) * cols] for i in range(pairs) for a in (x, recon)]
+  return {"reconstructions": tile(np.clip(np.concatenate(rows), 0, 1), 2 * pairs, cols),
+          "samples": tile(_to_pixels(samples, config.likelihood), classes, 10)}
+
+
+def _histogram_fn(model: models.VAE, config) -> Callable:
+  """(params, x, y) -> (posterior, one posterior draw and one prior draw per example)."""
+  from pareto_vae_jax import train  # train imports us
+
+  def draw(params, x, y):
+    key = jax.random.fold_in(jax.random.key(config.seed), 2)
+    n = x.shape[0]
+    index = jnp.arange(n)
+    x = train.observed(config, {"x": x, "index": index}, key)
+    q = model.apply(params, train.encoder_input(config, x, key, index), y,
+                    method=models.VAE.encode)
+    p = model.apply(params, y, n, method=models.VAE.prior_dist)
+    z_q, _ = train.sample_latent(jax.random.split(jax.random.fold_in(key, 1), n), q)
+    z_p, _ = train.sample_latent(jax.random.split(jax.random.fold_in(key, 2), n), p)
+    return q, z_q, z_p
+
+  return _jitted(("histograms",), model, config, draw)
+
+
+def latent_histograms(model: models.VAE, params, ds, config, *, num_examples: int = 512,
+                      num_dims: int = 8) -> dict[str, np.ndarray]:
+  """Values to histogram: the posterior's parameters and latent draws on fixed test examples.
+
+  The first ``num_examples`` test examples are encoded as in evaluation (binarized, or
+  corrupted for a denoising run), with draws that depend on ``config.seed`` only, so
+  successive epochs differ by the parameters alone. Positive families are histogrammed as
+  ``log z``, the space they are drawn in: their draws span orders of magnitude (a Pareto's can
+  overflow float32 for a small tail index) and ``log z`` shows the weight of a tail.
+
+  Args:
+    model: the VAE.
+    params: its parameters.
+    ds: the dataset; the values come from its test split.
+    config: the run's config.
+    num_examples: how many test examples (fewer if the test split is smaller).
+    num_dims: the first dimensions that get a histogram of their own.
+
+  Returns:
+    tag -> values, with ``z`` read ``log_z`` for a positive family:
+    ``posterior/<name>``: each parameter the encoder predicts, ``[N, D]`` (a parameter it does
+    not predict, such as the shared Pareto scale, is constant and left out);
+    ``latent/z``: one posterior draw per example, ``[N, D]``;
+    ``latent/z_dim<d>``: the draws of dimension ``d``, ``[N]``, for ``d < num_dims``;
+    ``prior/z``: one prior draw per example, with its label for a conditional model, ``[N, D]``.
+  """
+  n = min(num_examples, len(ds.test_x))
+  q, z_q, z_p = jax.device_get(_histogram_fn(model, config)(
+      params, jnp.asarray(ds.test_x[:n]), jnp.asarray(ds.test_y[:n])))
+  z = "log_z" if D.family_info(model.family).rsample_log is not None else "z"
+  not_predicted = set(model.fixed or {}) - set(model.posterior_lower_bounds or {})
+  values = {f"posterior/{name}": np.asarray(v)
+            for name, v in zip(q.param_names, q.params) if name not in not_predicted}
+  values[f"latent/{z}"] = np.asarray(z_q)
+  for d in range(min(num_dims, z_q.shape[-1])):
+    values[f"latent/{z}_dim{d}"] = np.asarray(z_q[:, d])
+  values[f"prior/{z}"] = np.asarray(z_p)
+  return values
+
+
+def write_images(workdir: str, model: models.VAE, params, ds, config, use_log: bool) -> None:
+  """``reconstructions.png`` and ``samples.png`` (see ``image_grids``) into ``workdir``."""
+  grids = image_grids(model, params, ds, config, use_log)
+  if not grids:
     logging.info("No image grids for non-image data '%s'.", ds.name)
     return
-  encode = jax.jit(lambda p, x, y: model.apply(p, x, y, method=models.VAE.encode))
-  decode = jax.jit(lambda p, z, y: model.apply(p, z, y, method=models.VAE.decode))
-  prior = jax.jit(lambda p, y: model.apply(p, y, y.shape[0], method=models.VAE.prior_dist))
-  key = jax.random.key(config.seed)
-  from pareto_vae_jax import train  # the corruption of denoising runs; train imports us
-  x, y = jnp.asarray(ds.test_x[:50]), jnp.asarray(ds.test_y[:50])
-  inputs = train.encoder_input(config, x, key, jnp.arange(50))
-  q = encode(params, inputs, y)
-  x = inputs[..., :x.shape[-1]]  # what the encoder saw (the noisy image when denoising)
-  draw, in_log = train.sample_latent(jax.random.split(key, 50), q)
-  z = train.decoder_input(draw, in_log, use_log)
-  recon = _to_pixels(decode(params, z, y), config.likelihood)
-  grid = tile(np.concatenate([np.asarray(x)[:10], recon[:10], np.asarray(x)[10:20],
-                              recon[10:20]]), 4, 10)
-  _save_png(os.path.join(workdir, "reconstructions.png"), grid,
+  _save_png(os.path.join(workdir, "reconstructions.png"), grids["reconstructions"],
             "encoder inputs (rows 1, 3) and reconstructions (rows 2, 4)")
-
-  classes = ds.num_classes if config.conditional else 1
-  labels = jnp.repeat(jnp.arange(classes), 10)
-  p = prior(params, labels)
-  # Per-example draws; a mixture prior (vamp, mixture) picks a component for each.
-  draw, in_log = train.sample_latent(jax.random.split(jax.random.fold_in(key, 1), len(labels)), p)
-  z = train.decoder_input(draw, in_log, use_log)
-  samples = _to_pixels(decode(params, z, labels), config.likelihood)
   title = ("prior samples, one row per class" if config.conditional else "prior samples")
-  _save_png(os.path.join(workdir, "samples.png"), tile(samples, classes, 10), title)
+  _save_png(os.path.join(workdir, "samples.png"), grids["samples"], title)
+
+
+def write_tensorboard_summaries(writer: MetricWriter, step: int, model: models.VAE, params, ds,
+                                config, use_log: bool) -> None:
+  """Writes the image grids and the latent histograms of the model at ``step`` to TensorBoard.
+
+  Images (image data only): ``images/reconstructions`` and ``images/samples``, the grids of
+  ``image_grids``. Histograms: the tags of ``latent_histograms`` (``posterior/<name>``,
+  ``latent/z``, ``latent/z_dim<d>``, ``prior/z``; ``log_z`` for positive families).
+  """
+  for name, grid in image_grids(model, params, ds, config, use_log).items():
+    writer.write_image(step, f"images/{name}", grid)
+  for tag, values in latent_histograms(model, params, ds, config).items():
+    writer.write_histogram(step, tag, values)
+  writer.flush()

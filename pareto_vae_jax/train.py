@@ -28,9 +28,11 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from pareto_vae_jax import checkpoint as ckpt_lib
 from pareto_vae_jax import data as data_lib
 from pareto_vae_jax import distributions as D
-from pareto_vae_jax.distributions import mixture
+from pareto_vae_jax.distributions import joint, mixture
 from pareto_vae_jax import models
+from pareto_vae_jax import multihost
 from pareto_vae_jax import objectives
+from pareto_vae_jax import progress as progress_lib
 from pareto_vae_jax import reporting
 
 Array = jax.Array
@@ -39,7 +41,8 @@ Batch = dict[str, Array]
 # Config fields that define the model; a checkpoint saved under other values cannot be resumed.
 MODEL_KEYS = ("dataset", "latent", "conditional", "prior", "latent_dim", "architecture", "hidden",
               "upsampling", "decoder_input", "pareto_alpha0", "pareto_scale", "likelihood",
-              "noise", "noise_channels", "pareto_posterior_scale", "prior_components")
+              "noise", "noise_channels", "pareto_posterior_scale", "prior_components",
+              "flow_layers", "iaf_steps", "iaf_hidden", "iaf_context")
 
 # Pixel noise of the denoising experiments (the heavy-tail study, section 3.6), before
 # ``noise_scale``: Normal(0, 1), LogNormal(0, 0.5), Uniform(0, 1), InverseGaussian(1, 1).
@@ -65,6 +68,8 @@ def latent_hyper(config: ml_collections.ConfigDict) -> tuple[dict[str, float], d
   ``pareto_posterior_scale = shared`` (the guide, section 3.2.1) the posterior shares that
   x_m; ``learned`` lets the encoder predict x_q >= x_m (see ``posterior_lower_bounds``).
   """
+  if joint.is_joint_family(config.latent):
+    return {}, {}
   if config.latent == "pareto":
     return ({"scale": config.pareto_scale},
             {"alpha": config.pareto_alpha0, "scale": config.pareto_scale})
@@ -88,6 +93,12 @@ def posterior_lower_bounds(config) -> dict[str, float]:
   return {}
 
 
+def joint_options(config) -> dict[str, int]:
+  """Structure of the joint families (flows): ``distributions.joint``'s ``options``."""
+  return {name: int(config.get(name, default)) for name, default in
+          (("flow_layers", 8), ("iaf_steps", 2), ("iaf_hidden", 128), ("iaf_context", 16))}
+
+
 def build_model(config: ml_collections.ConfigDict, ds: data_lib.Dataset) -> models.VAE:
   fixed, prior_kwargs = latent_hyper(config)
   return models.VAE(
@@ -104,11 +115,14 @@ def build_model(config: ml_collections.ConfigDict, ds: data_lib.Dataset) -> mode
       prior_components=config.get("prior_components", 10),
       standard_prior_kwargs=prior_kwargs,
       head_init_scale=config.get("head_init_scale", 1.0),
+      joint_options=joint_options(config),
   )
 
 
 def feeds_log(config: ml_collections.ConfigDict) -> bool:
   """Whether the decoder sees log z rather than z (positive families only)."""
+  if joint.is_joint_family(config.latent):
+    return False
   info = D.family_info(config.latent)
   positive = info.rsample_log is not None
   if config.decoder_input == "auto":
@@ -133,6 +147,8 @@ def sample_latent(keys: Array, q: D.Distribution, num_samples: int | None = None
   Positive families are drawn in log space, where the draw and its density stay finite for
   every tail index (``rsample_log``, ``log_prob_log``).
   """
+  if joint.is_joint(q):  # full-covariance Gaussian, flows: draws on the real line
+    return joint.sample_with_log_prob(keys, q, num_samples)[0], False
   shape = () if num_samples is None else (num_samples,)
   if isinstance(q, mixture.Mixture):  # prior samples from a VampPrior or mixture prior
     in_log = mixture.is_positive(q)
@@ -153,8 +169,27 @@ def latent_log_prob(dist: D.Distribution, r: Array, in_log: bool) -> Array:
 
 def joint_log_prob(dist, r: Array, in_log: bool) -> Array:
   """log p(z) of the whole latent vector, ``[...]``."""
+  if joint.is_joint(dist):
+    info = joint.joint_info(dist)
+    if info.log_prob is None:
+      raise ValueError(f"{type(dist).__name__}'s density is known only at its own draws; use "
+                       "sample_and_log_q.")
+    return info.log_prob(dist, r)
   lp = latent_log_prob(dist, r, in_log)
   return lp if isinstance(dist, mixture.Mixture) else jnp.sum(lp, -1)
+
+
+def sample_and_log_q(keys: Array, q, num_samples: int | None = None):
+  """``(draw, in_log, log q(draw))``: the joint log-density of each example's draw.
+
+  For a flow the density comes with the draw (its change of variables); for every other
+  posterior it is evaluated at the draw.
+  """
+  if joint.is_joint(q):
+    z, log_q = joint.sample_with_log_prob(keys, q, num_samples)
+    return z, False, log_q
+  r, in_log = sample_latent(keys, q, num_samples)
+  return r, in_log, joint_log_prob(q, r, in_log)
 
 
 def decoder_input(r: Array, in_log: bool, use_log: bool) -> Array:
@@ -228,10 +263,21 @@ def forward(model: models.VAE, config, params, batch: Batch, key: Array) -> dict
   inputs = encoder_input(config, x, key, batch["index"])
   q = model.apply(params, inputs, y, method=models.VAE.encode)
   p = model.apply(params, y, x.shape[0], method=models.VAE.prior_dist)
-  r, in_log = sample_latent(keys, q)
+  if joint.is_joint(q):
+    r, in_log, log_q = sample_and_log_q(keys, q)
+  else:
+    r, in_log = sample_latent(keys, q)
   out = model.apply(params, decoder_input(r, in_log, feeds_log(config)), y,
                     method=models.VAE.decode)
-  if D.has_closed_form_kl(type(q), type(p)):
+  if joint.is_joint(q):
+    # One KL for the whole vector (closed form for the full-covariance Gaussian, else the
+    # single-sample estimate), shared equally by the dimensions so that their sum is the KL.
+    if joint.has_closed_form_joint_kl(type(q), type(p)):
+      kl = joint.joint_kl(q, p)
+    else:
+      kl = log_q - joint_log_prob(p, r, in_log)
+    kl_dim = jnp.broadcast_to(kl[:, None] / r.shape[-1], r.shape)
+  elif D.has_closed_form_kl(type(q), type(p)):
     kl_dim = D.kl(q, p)
   elif isinstance(p, mixture.Mixture):
     # A mixture's density is joint over the dimensions: the single-sample estimate of the
@@ -245,8 +291,29 @@ def forward(model: models.VAE, config, params, batch: Batch, key: Array) -> dict
 
 def log_kl_estimator(config) -> str:
   """Says once, per run, which KL the objective uses; returns the message."""
+  prior = config.get("prior", "standard")
+  if joint.is_joint_family(config.latent):
+    info = joint.joint_info(config.latent)
+    q_cls = info.cls
+    # The standard prior is N(0, I); a learned prior is of the posterior's family where its
+    # density is tractable (full covariance), else a factorized Gaussian (flows).
+    p_cls = q_cls if prior == "learned" and info.log_prob is not None else D.Gaussian
+    if prior in ("standard", "learned"):
+      closed = joint.has_closed_form_joint_kl(q_cls, p_cls)
+      p_name = p_cls.__name__
+    else:
+      closed, p_name = False, "mixture of Gaussian"
+    message = (f"KL({q_cls.__name__} || {p_name}): closed form (one for the whole latent "
+               "vector)." if closed else
+               f"KL({q_cls.__name__} || {p_name}) has no closed form; the ELBO uses the "
+               "single-sample Monte Carlo estimate log q(z) - log p(z) at the same draw "
+               "(unbiased).")
+    logging.info(message)
+    if multihost.is_primary():
+      print(message, flush=True)
+    return message
   cls = D.family_info(config.latent).cls
-  if config.get("prior", "standard") in ("vamp", "mixture"):
+  if prior in ("vamp", "mixture"):
     message = (f"KL({cls.__name__} || mixture of {cls.__name__}) has no closed form; the ELBO "
                "uses the single-sample Monte Carlo estimate log q(z) - log p(z) at the same "
                "draw (unbiased).")
@@ -257,7 +324,8 @@ def log_kl_estimator(config) -> str:
                "single-sample Monte Carlo estimate log q(z) - log p(z) at the same draw "
                "(unbiased).")
   logging.info(message)
-  print(message, flush=True)
+  if multihost.is_primary():
+    print(message, flush=True)
   return message
 
 
@@ -341,6 +409,23 @@ def make_chunk_runner(train_step: Callable, mesh: Mesh) -> Callable:
   return jax.jit(run, donate_argnums=0)
 
 
+def make_fed_chunk_runner(train_step: Callable, mesh: Mesh) -> Callable:
+  """Like ``make_chunk_runner``, for several processes: ``run(state, batches)``.
+
+  ``batches`` holds the chunk's global batches, ``[n, B, ...]`` split over the mesh's ``data``
+  axis, each process having put only its own share (``multihost.global_batch``). The same
+  per-example keys (``fold_in`` of the example index) make the update equal to the one process
+  path's on the same global batch.
+  """
+  replicated = NamedSharding(mesh, P())
+
+  def run(state, batches):
+    return jax.lax.scan(lambda s, b: train_step(s, b, s.rng), state, batches,
+                        unroll=batches["index"].shape[0] == 1)
+
+  return jax.jit(run, donate_argnums=0, out_shardings=replicated)
+
+
 def steps_per_dispatch(config) -> int:
   """Steps per compiled call: the whole epoch, except for conv models on CPU (see above)."""
   if config.steps_per_dispatch:
@@ -363,8 +448,7 @@ def make_eval_fn(model: models.VAE, config, num_samples: int) -> Callable:
     q = model.apply(params, inputs, y, method=models.VAE.encode)
     p = model.apply(params, y, x.shape[0], method=models.VAE.prior_dist)
     keys = _example_keys(jax.random.fold_in(key, 2), batch["index"])
-    r, in_log = sample_latent(keys, q, num_samples)  # [k, B, dim]
-    log_q = joint_log_prob(q, r, in_log)
+    r, in_log, log_q = sample_and_log_q(keys, q, num_samples)  # [k, B, dim], [k, B]
     log_p = joint_log_prob(p, r, in_log)
     z_in = decoder_input(r, in_log, feeds_log(config))
     out = jax.vmap(lambda z: model.apply(params, z, y, method=models.VAE.decode))(z_in)
@@ -400,8 +484,16 @@ def evaluate(eval_fn: Callable, params, x: np.ndarray, y: np.ndarray, batch_size
 
 
 def _check_config(config, ds: data_lib.Dataset, num_devices: int) -> None:
-  if config.latent not in D.family_names():
-    raise ValueError(f"Unknown latent '{config.latent}'; valid: {', '.join(D.family_names())}.")
+  if config.latent not in D.latent_names():
+    raise ValueError(f"Unknown latent '{config.latent}'; valid: {', '.join(D.latent_names())}.")
+  if joint.is_joint_family(config.latent):
+    if config.get("prior", "standard") == "vamp":
+      raise ValueError(f"--prior=vamp needs a factorized posterior family; '{config.latent}' is "
+                       "joint over the dimensions. Use --prior=mixture (Gaussian components) "
+                       "or --prior=learned.")
+    if config.free_bits:
+      raise ValueError(f"free_bits needs a KL per dimension; '{config.latent}' has one KL for "
+                       "the whole latent vector. Set --config.free_bits=0.")
   if not 0 < config.batch_size <= len(ds.train_x):
     raise ValueError(f"batch_size={config.batch_size} must be in [1, {len(ds.train_x)}] (the "
                      f"training examples of '{ds.name}'); set --config.batch_size accordingly.")
@@ -437,15 +529,20 @@ def _check_config(config, ds: data_lib.Dataset, num_devices: int) -> None:
             "without --conditional.")
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
-  """Trains a (conditional) VAE, checkpointing into ``workdir``, and returns test metrics.
+def fit(config: ml_collections.ConfigDict, workdir: str):
+  """Trains (or resumes) a (conditional) VAE to ``config.num_epochs``, checkpointing in ``workdir``.
 
   Resume order: the latest readable checkpoint in ``workdir`` (falling back to older ones if
-  the latest is damaged); otherwise a fresh initialization from ``config.seed``.
+  the latest is damaged); otherwise a fresh initialization from ``config.seed``. With several
+  processes (``multihost``) every process calls this with the same config and work directory.
+
+  Returns:
+    ``(state, model, ds)``: the trained state (parameters replicated on every device), the
+    model and the dataset.
   """
   os.makedirs(workdir, exist_ok=True)
   ds = data_lib.load_dataset(config.dataset, seed=config.seed)
-  mesh = Mesh(np.array(jax.devices()), ("data",))
+  mesh = multihost.global_mesh()
   _check_config(config, ds, mesh.size)
 
   model = build_model(config, ds)
@@ -454,6 +551,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   steps_per_epoch = len(ds.train_x) // config.batch_size
   total_steps = steps_per_epoch * config.num_epochs
   state = init_state(model, tx, ds, config)
+  if jax.process_count() > 1:  # restore into (and train from) arrays that span all processes
+    state = multihost.replicate(jax.device_get(state), mesh)
   meta = {"config": config.to_dict(), "steps_per_epoch": steps_per_epoch}
   compat = tuple(f"config.{k}" for k in MODEL_KEYS)
 
@@ -464,24 +563,40 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     if restored is not None:
       state, _, step = restored
       logging.info("Resumed from the checkpoint at step %d in %s.", step, workdir)
-      print(f"Resumed from checkpoint at step {step} in {workdir}", flush=True)
-    finished = _finished_metrics(workdir, int(state.step))
-    if finished is not None and int(state.step) >= total_steps:
-      print(f"The run in {workdir} already finished at step {int(state.step)}; its test metrics "
-            "are in test_metrics.json (delete it to evaluate again).", flush=True)
-      return finished
-    state = _train(config, ds, model, tx, state, mesh, checkpointer, workdir,
-                   steps_per_epoch, meta)
+      if multihost.is_primary():
+        print(f"Resumed from checkpoint at step {step} in {workdir}", flush=True)
+    if int(state.step) < total_steps:
+      state = _train(config, ds, model, tx, state, mesh, checkpointer, workdir,
+                     steps_per_epoch, meta)
   finally:
     checkpointer.close()
+  return state, model, ds
 
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+  """Trains (``fit``) and evaluates on the test set; returns the test metrics.
+
+  A run that already finished returns the metrics it saved in ``test_metrics.json``. Metrics,
+  TensorBoard events, ``test_metrics.json`` and pictures are written by process 0 only.
+  """
+  state, model, ds = fit(config, workdir)
   step = int(state.step)
+  total_steps = len(ds.train_x) // config.batch_size * config.num_epochs
+  finished = _finished_metrics(workdir, step)
+  if finished is not None and step >= total_steps:
+    if multihost.is_primary():
+      print(f"The run in {workdir} already finished at step {step}; its test metrics are in "
+            "test_metrics.json (delete it to evaluate again).", flush=True)
+    return finished
+
   params = jax.device_get(state.params)
   eval_fn = make_eval_fn(model, config, config.iwae_samples)
   results = evaluate(eval_fn, params, ds.test_x, ds.test_y, config.eval_batch_size,
                      jax.random.fold_in(jax.random.key(config.seed), 2**30))
   results["step"] = step
   results["finished"] = step >= total_steps
+  if not multihost.is_primary():
+    return results
   writer = reporting.MetricWriter(workdir)
   try:
     writer.write_scalars(step, {k: v for k, v in results.items() if isinstance(v, float)},
@@ -512,12 +627,25 @@ def _train(config, ds, model, tx, state, mesh, checkpointer, workdir, steps_per_
            meta) -> TrainState:
   """The epoch loop: compiled chunks of steps, checkpoints, a line and metrics per epoch."""
   total_steps = steps_per_epoch * config.num_epochs
-  replicated = NamedSharding(mesh, P())
-  state = jax.device_put(state, replicated)
-  data = jax.device_put({"x": ds.train_x, "y": ds.train_y}, replicated)
-  run_chunk = make_chunk_runner(
-      make_train_step(model, tx, config, steps_per_epoch=steps_per_epoch), mesh)
-  writer = reporting.MetricWriter(workdir)
+  train_step = make_train_step(model, tx, config, steps_per_epoch=steps_per_epoch)
+  if jax.process_count() == 1:
+    # The training set lives on the devices; each step gathers its batch there.
+    replicated = NamedSharding(mesh, P())
+    state = jax.device_put(state, replicated)
+    data = jax.device_put({"x": ds.train_x, "y": ds.train_y}, replicated)
+    run_indices = make_chunk_runner(train_step, mesh)
+    run_chunk = lambda state, idx: run_indices(state, data, jnp.asarray(idx))
+  else:
+    # Several processes: each puts only its own share of every global batch on its devices.
+    run_fed = make_fed_chunk_runner(train_step, mesh)
+    sources = {"x": ds.train_x, "y": ds.train_y}
+    run_chunk = lambda state, idx: run_fed(state, multihost.global_batch(idx, sources, mesh))
+  primary = multihost.is_primary()
+  writer = reporting.MetricWriter(workdir) if primary else None
+  # A line with the ETA at most every 10 s (chunks shorter than an epoch: conv models on CPU).
+  progress = progress_lib.Progress(total_steps, "train", initial=int(state.step),
+                                   enabled=primary, unit="steps")
+  profile_steps = _profile_window(config, int(state.step))
   try:
     step = int(state.step)
     dispatch = steps_per_dispatch(config)
@@ -537,9 +665,22 @@ def _train(config, ds, model, tx, state, mesh, checkpointer, workdir, steps_per_
         end = min(end, offset + config.halt_after_steps - step)
       if dispatch:
         end = min(end, offset + dispatch)
+      if profile_steps and step < profile_steps[1]:  # the profiled steps form chunks of their own
+        cut = profile_steps[0] if step < profile_steps[0] else profile_steps[1]
+        end = min(end, offset + cut - step)
+      tracing = bool(profile_steps) and step == profile_steps[0]
+      if tracing:
+        jax.profiler.start_trace(os.path.join(workdir, "profile"))
       indices = order[:steps_per_epoch * config.batch_size].reshape(steps_per_epoch, -1)
-      state, metrics = run_chunk(state, data, jnp.asarray(indices[offset:end]))
+      state, metrics = run_chunk(state, indices[offset:end])
       metrics = jax.device_get(metrics)
+      if tracing:
+        jax.block_until_ready(state)
+        jax.profiler.stop_trace()
+        if primary:
+          print(f"Profiled steps {profile_steps[0]}-{profile_steps[1] - 1} into "
+                f"{os.path.join(workdir, 'profile')} (open with TensorBoard's profile plugin or "
+                "Perfetto).", flush=True)
       if not all(np.isfinite(v).all() for v in metrics.values()):
         bad = {k: float(np.asarray(v)[~np.isfinite(v)][0]) for k, v in metrics.items()
                if not np.isfinite(v).all()}
@@ -549,6 +690,7 @@ def _train(config, ds, model, tx, state, mesh, checkpointer, workdir, steps_per_
             "of large magnitude), or feed the decoder log z (--config.decoder_input=log).")
       epoch_metrics.append(metrics)
       step = int(state.step)
+      progress.update(end - offset, loss=float(np.mean(metrics["loss"])))
       if end == steps_per_epoch or (config.checkpoint_every_steps
                                     and step % config.checkpoint_every_steps == 0) or (
                                         config.halt_after_steps
@@ -564,12 +706,45 @@ def _train(config, ds, model, tx, state, mesh, checkpointer, workdir, steps_per_
         # After a mid-epoch resume the summary covers only the steps this process ran.
         partial = (f"  (last {steps_run} of {steps_per_epoch} steps: resumed mid-epoch)"
                    if steps_run < steps_per_epoch else "")
+        if not primary:
+          epoch_start, epoch_metrics = time.time(), []
+          continue
         writer.write_scalars(step, {"epoch": epoch + 1, **summary, "steps_per_sec": rate,
                                     "steps_averaged": steps_run}, "train")
+        every = config.get("summary_every_epochs", 1)
+        if every and ((epoch + 1) % every == 0 or step >= total_steps):
+          # Images and latent histograms in TensorBoard (host copies of the replicated params).
+          reporting.write_tensorboard_summaries(writer, step, model,
+                                                jax.device_get(state.params), ds, config,
+                                                feeds_log(config))
         print(f"epoch {epoch + 1}/{config.num_epochs}  {rate:6.1f} steps/s  ETA {eta:5.0f}s  "
               f"loss {summary['loss']:.3f}  recon {summary['recon']:.3f}  "
               f"kl {summary['kl']:.3f}  beta {summary['beta']:.3f}{partial}", flush=True)
         epoch_start, epoch_metrics = time.time(), []
   finally:
-    writer.close()
+    progress.close()
+    if writer is not None:
+      writer.close()
   return state
+
+
+def _profile_window(config, step: int) -> tuple[int, int] | None:
+  """``[first, end)`` steps to trace with ``jax.profiler`` (``config.profile_steps``), or None.
+
+  ``profile_steps = "a:b"`` traces steps a..b-1; a number n traces n steps after the first
+  (which compiles). A window already behind a resumed run is skipped.
+  """
+  spec = str(config.get("profile_steps", "") or "")
+  if not spec or spec == "0":
+    return None
+  try:
+    if ":" in spec:
+      first, end = (int(v) for v in spec.split(":"))
+    else:
+      first, end = 1, 1 + int(spec)
+  except ValueError:
+    raise ValueError(f"profile_steps={spec!r}: give a count n (steps 1..n) or a range 'a:b'; "
+                     "e.g. --profile_steps=5 or --profile_steps=10:15.") from None
+  if not 0 <= first < end:
+    raise ValueError(f"profile_steps={spec!r} is an empty range; give 'a:b' with a < b.")
+  return (first, end) if first >= step else None

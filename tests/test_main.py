@@ -47,7 +47,7 @@ def _read_jsonl(path) -> list[dict]:
 
 
 @pytest.mark.parametrize("conditional", [False, True], ids=["vae", "cvae"])
-@pytest.mark.parametrize("latent", distributions.family_names())
+@pytest.mark.parametrize("latent", distributions.latent_names())
 def test_main_trains_evaluates_and_writes_every_output(tmp_path, latent, conditional):
   workdir = tmp_path / "run"
   proc = _tiny_main(workdir, f"--latent={latent}", *(["--conditional"] if conditional else []),
@@ -92,7 +92,7 @@ def test_main_run_again_resumes_from_its_checkpoint_instead_of_restarting(tmp_pa
 
 
 @pytest.mark.parametrize("flag, expected", [
-    ("--latent=cauchy", ["cauchy", *distributions.family_names()]),
+    ("--latent=cauchy", ["cauchy", *distributions.latent_names()]),
     ("--prior=foo", ["foo", "standard", "learned"]),
     ("--config.nonexistent=1", ["nonexistent"]),
 ])

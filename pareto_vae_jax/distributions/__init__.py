@@ -28,3 +28,15 @@ from pareto_vae_jax.distributions.lomax import Lomax
 from pareto_vae_jax.distributions.weibull import Weibull, kl_weibull
 from pareto_vae_jax.distributions.generalized_pareto import GeneralizedPareto
 from pareto_vae_jax.distributions.symmetric_pareto import SymmetricPareto, kl_symmetric_pareto
+from pareto_vae_jax.distributions.joint import (
+    JointFamilyInfo,
+    has_closed_form_joint_kl,
+    is_joint,
+    is_joint_family,
+    joint_family_names,
+    joint_info,
+    joint_kl,
+    latent_names,
+    register_joint_family,
+    register_joint_kl,
+)
