@@ -29,6 +29,7 @@ from absl import app, flags
 from pareto_vae_jax import checkpoint as ckpt_lib
 from pareto_vae_jax import data as data_lib
 from pareto_vae_jax import distributions as D
+from pareto_vae_jax.distributions import joint
 from pareto_vae_jax import metrics, models, plots, reporting, train
 from pareto_vae_jax import progress as progress_lib
 
@@ -88,6 +89,8 @@ def code_statistic(q: D.Distribution) -> tuple[Array, str]:
   ``E[z]`` for a real-valued family; ``E[log z]`` for a positive one, where the mean can be
   infinite (a Pareto with alpha <= 1) and the log is the scale the draws live on.
   """
+  if joint.is_joint(q):  # full covariance: closed form; flows: the mean of 64 draws
+    return joint.code_mean(q, jax.random.key(0)), "E[z | x]"
   name = statistic_name(D.family_info(q).name)
   if name == "E[log z | x]":
     return D.mean_log(q), name
@@ -102,6 +105,8 @@ def statistic_name(family: str) -> str:
   A real family with a location parameter other than the Gaussian (Student-t, symmetric
   Pareto) uses it: its mean is infinite for heavy enough tails; ``loc`` is the median.
   """
+  if joint.is_joint_family(family):
+    return "E[z | x]"
   info = D.family_info(family)
   if info.mean_log is not None:
     return "E[log z | x]"
@@ -124,18 +129,21 @@ def encode_test_set(run: Run, *, batch_size: int = 1000,
     inputs = train.encoder_input(run.config, x, key, index)
     q = run.model.apply(params, inputs, y, method=models.VAE.encode)
     p = run.model.apply(params, y, x.shape[0], method=models.VAE.prior_dist)
+    if joint.is_joint(q):  # one KL for the whole vector: no per-dimension KL
+      kl = jnp.full((x.shape[0], run.model.latent_dim), jnp.nan)
+      return q, kl, joint.code_mean(q, key), joint.per_dim_params(q)
     kl = D.kl(q, p) if D.has_closed_form_kl(type(q), type(p)) else jnp.full(q.batch_shape,
                                                                                jnp.nan)
-    return q, kl
+    return q, kl, code_statistic(q)[0], dict(zip(q.param_names, q.params))
 
   stats, params, kls = [], {}, []
   for start in range(0, len(x), batch_size):
     sl = slice(start, start + batch_size)
-    q, kl = encode(run.params, jnp.asarray(x[sl]), jnp.asarray(y[sl]),
-                   jnp.arange(start, start + len(x[sl])))
-    stats.append(np.asarray(code_statistic(q)[0]))
+    _, kl, stat, q_params = encode(run.params, jnp.asarray(x[sl]), jnp.asarray(y[sl]),
+                                   jnp.arange(start, start + len(x[sl])))
+    stats.append(np.asarray(stat))
     kls.append(np.asarray(kl, np.float64))
-    for name, value in zip(q.param_names, q.params):
+    for name, value in q_params.items():
       params.setdefault(name, []).append(np.asarray(value))
   return {"codes": np.concatenate(stats), "labels": np.asarray(y),
           "kl": np.concatenate(kls),
@@ -274,7 +282,8 @@ def summary_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
 
 def _decoder_input_from_statistic(run: Run, values: np.ndarray) -> Array:
   """Codes given as the statistic's values (E[z], or E[log z] for positive families)."""
-  positive = D.family_info(run.config.latent).mean_log is not None
+  positive = (not joint.is_joint_family(run.config.latent)
+              and D.family_info(run.config.latent).mean_log is not None)
   values = jnp.asarray(values, jnp.float32)
   return train.decoder_input(values, positive, train.feeds_log(run.config))
 

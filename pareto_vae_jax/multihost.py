@@ -8,7 +8,8 @@ devices of all processes and one ``jit`` spans them. Each process then:
   devices only its share of each global batch (``global_batch``);
 * holds the replicated parameters, so every process ends with the same ones;
 * calls the Orbax checkpointer collectively (Orbax coordinates the processes' writes; the work
-  directory must be one shared path, e.g. a ``gs://`` bucket or an NFS mount);
+  directory must be one path every host sees: an NFS / Filestore share or a bucket mounted
+  with gcsfuse; ``gs://`` URLs are refused);
 * writes logs, metrics, TensorBoard events and pictures only if it is process 0
   (``is_primary``).
 

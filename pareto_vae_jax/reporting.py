@@ -18,6 +18,7 @@ import numpy as np
 from absl import logging
 
 from pareto_vae_jax import distributions as D
+from pareto_vae_jax.distributions import joint
 from pareto_vae_jax import models
 
 
@@ -226,10 +227,14 @@ def latent_histograms(model: models.VAE, params, ds, config, *, num_examples: in
   n = min(num_examples, len(ds.test_x))
   q, z_q, z_p = jax.device_get(_histogram_fn(model, config)(
       params, jnp.asarray(ds.test_x[:n]), jnp.asarray(ds.test_y[:n])))
-  z = "log_z" if D.family_info(model.family).rsample_log is not None else "z"
-  not_predicted = set(model.fixed or {}) - set(model.posterior_lower_bounds or {})
-  values = {f"posterior/{name}": np.asarray(v)
-            for name, v in zip(q.param_names, q.params) if name not in not_predicted}
+  if joint.is_joint(q):  # full covariance, flows: real draws; loc and scales per dimension
+    z = "z"
+    values = {f"posterior/{name}": np.asarray(v) for name, v in joint.per_dim_params(q).items()}
+  else:
+    z = "log_z" if D.family_info(model.family).rsample_log is not None else "z"
+    not_predicted = set(model.fixed or {}) - set(model.posterior_lower_bounds or {})
+    values = {f"posterior/{name}": np.asarray(v)
+              for name, v in zip(q.param_names, q.params) if name not in not_predicted}
   values[f"latent/{z}"] = np.asarray(z_q)
   for d in range(min(num_dims, z_q.shape[-1])):
     values[f"latent/{z}_dim{d}"] = np.asarray(z_q[:, d])

@@ -540,6 +540,10 @@ def fit(config: ml_collections.ConfigDict, workdir: str):
     ``(state, model, ds)``: the trained state (parameters replicated on every device), the
     model and the dataset.
   """
+  if "://" in workdir:
+    raise ValueError(f"workdir={workdir!r} is a URL; the trainer writes through the local "
+                     "filesystem. Mount the bucket on every host (e.g. gcsfuse, or an NFS / "
+                     "Filestore share) and pass the mount point, e.g. --workdir=/mnt/runs/x.")
   os.makedirs(workdir, exist_ok=True)
   ds = data_lib.load_dataset(config.dataset, seed=config.seed)
   mesh = multihost.global_mesh()

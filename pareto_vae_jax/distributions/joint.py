@@ -25,6 +25,7 @@ import dataclasses
 from typing import Any, Callable, Mapping
 
 import jax
+import jax.numpy as jnp
 
 from pareto_vae_jax.distributions import base
 
@@ -125,6 +126,26 @@ def joint_kl(q: Any, p: Any) -> Array:
 def event_dim(dist: Any) -> int:
   """The latent dimension D of a joint distribution (its draws' last axis)."""
   return dist.event_shape[-1]
+
+
+def per_dim_params(dist: Any) -> dict[str, Array]:
+  """The per-dimension parameters of a joint posterior, ``[..., D]`` each, for histograms:
+  ``loc`` and the base scale (flows) or the diagonal of ``L`` (full covariance)."""
+  out = {"loc": dist.loc}
+  if hasattr(dist, "scale_tril"):
+    out["scale_diag"] = jnp.diagonal(dist.scale_tril, axis1=-2, axis2=-1)
+  if hasattr(dist, "scale"):
+    out["scale"] = dist.scale
+  return out
+
+
+def code_mean(dist: Any, key: Array, num_samples: int = 64) -> Array:
+  """``E[z]`` of each example: closed form where registered, else the mean of draws."""
+  info = joint_info(dist)
+  if info.mean is not None:
+    return info.mean(dist)
+  keys = jax.random.split(key, dist.batch_shape[0])
+  return jnp.mean(sample_with_log_prob(keys, dist, num_samples)[0], 0)
 
 
 def sample_with_log_prob(keys: Array, dist: Any, num_samples: int | None = None
