@@ -40,3 +40,11 @@ from pareto_vae_jax.distributions.joint import (
     register_joint_family,
     register_joint_kl,
 )
+from pareto_vae_jax.distributions.full_cov_gaussian import (
+    FullCovGaussian,
+    kl_full_cov,
+    kl_full_cov_diag,
+    kl_full_cov_standard,
+)
+from pareto_vae_jax.distributions.flows import IAF, PlanarFlow
+from pareto_vae_jax.distributions import joint_families as _joint_families  # registers them
