@@ -6,7 +6,8 @@
 #   DRY_RUN=1 bash launch/reproduce.sh       # print the commands only
 #   ONLY=claims bash launch/reproduce.sh     # one group: report, heavy_tail, synthetic,
 #                                            # mnist_exp, beta, denoise, stacked, collapse,
-#                                            # claims, scale (Pareto with a learned scale)
+#                                            # claims, scale (Pareto with a learned scale),
+#                                            # families (the later families and priors)
 #
 # Each run trains into runs/repro/<group>/<name> (a second invocation resumes or skips
 # finished runs); evaluations and the summary tables go to runs/repro/<group>/summary.md.
@@ -175,4 +176,17 @@ if wanted scale; then
     mapfile -t dirs < <(finished_dirs claims)
     run "$PY" -m pareto_vae_jax.claims "${dirs[@]}" --out="$ROOT/claims/claims.md"
   fi
+fi
+
+if wanted families; then  # every family and prior beyond the first four: the quick start's CVAE
+  for latent in student_t lomax weibull generalized_pareto symmetric_pareto full_cov_gaussian \
+                planar iaf; do
+    train families "$latent-cvae" --latent="$latent" --conditional
+  done
+  for latent in pareto gaussian; do
+    for prior in vamp mixture; do
+      train families "$latent-cvae-$prior" --latent="$latent" --conditional --prior="$prior"
+    done
+  done
+  summarize families 64 false
 fi
