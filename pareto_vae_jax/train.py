@@ -646,9 +646,11 @@ def _train(config, ds, model, tx, state, mesh, checkpointer, workdir, steps_per_
     run_chunk = lambda state, idx: run_fed(state, multihost.global_batch(idx, sources, mesh))
   primary = multihost.is_primary()
   writer = reporting.MetricWriter(workdir) if primary else None
-  # A line with the ETA at most every 10 s (chunks shorter than an epoch: conv models on CPU).
+  # Where chunks are shorter than an epoch (conv models on CPU, steps_per_dispatch), a line with
+  # the ETA at most every 10 s between the epoch lines (which have their own ETA).
   progress = progress_lib.Progress(total_steps, "train", initial=int(state.step),
-                                   enabled=primary, unit="steps")
+                                   enabled=primary and steps_per_dispatch(config) > 0,
+                                   unit="steps")
   profile_steps = _profile_window(config, int(state.step))
   try:
     step = int(state.step)

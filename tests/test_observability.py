@@ -13,7 +13,8 @@ from test_reporting import _mnist_shaped, _summaries
 def test_training_writes_images_and_histograms_to_tensorboard(tmp_path, monkeypatch, capsys):
   ds = _mnist_shaped(192)
   tiny.patch_dataset(monkeypatch, ds)
-  config = tiny.config(likelihood="bernoulli", batch_size=32, num_epochs=2, conditional=True)
+  config = tiny.config(likelihood="bernoulli", batch_size=32, num_epochs=2, conditional=True,
+                       steps_per_dispatch=2)
   train.train_and_evaluate(config, str(tmp_path))
   summaries = _summaries(tmp_path / "tensorboard")
   assert {"images/reconstructions", "images/samples", "latent/log_z", "prior/log_z",
@@ -22,7 +23,7 @@ def test_training_writes_images_and_histograms_to_tensorboard(tmp_path, monkeypa
   assert summaries["images/reconstructions"][0] == 2 * (192 // 32)
   assert summaries["images/reconstructions"][1].image.height == 4 * 28
   out = capsys.readouterr().out
-  assert "train " in out and "ETA" in out  # the progress line
+  assert "train " in out and "ETA" in out  # the progress line (chunks shorter than an epoch)
 
 
 def test_profile_steps_writes_a_trace(tmp_path, capsys):
