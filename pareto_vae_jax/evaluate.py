@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from typing import Any
@@ -31,7 +30,6 @@ from pareto_vae_jax import data as data_lib
 from pareto_vae_jax import distributions as D
 from pareto_vae_jax.distributions import joint
 from pareto_vae_jax import metrics, models, plots, reporting, train
-from pareto_vae_jax import progress as progress_lib
 
 Array = jax.Array
 
@@ -182,8 +180,8 @@ def evaluate_run(run: Run, *, iwae_samples: int = 1000, active_threshold: float 
   batch_size = max(1, min(config.eval_batch_size, 32768 // iwae_samples))
   eval_fn = train.make_eval_fn(run.model, config, iwae_samples)
   start = time.time()
-  result = _evaluate_with_progress(eval_fn, run.params, x, y, batch_size,
-                                   jax.random.fold_in(jax.random.key(seed), 2**30), verbose)
+  result = train.evaluate(eval_fn, run.params, x, y, batch_size,
+                          jax.random.fold_in(jax.random.key(seed), 2**30), progress=verbose)
   encoded = encode_test_set(run, max_examples=max_examples)
   activity, num_active = metrics.active_units(encoded["codes"], threshold=active_threshold)
   # The rate each dimension spends, E_x KL(q(z_d | x) || p(z_d)): a collapsed dimension spends
@@ -209,28 +207,6 @@ def evaluate_run(run: Run, *, iwae_samples: int = 1000, active_threshold: float 
       "run": {k: config[k] for k in ("dataset", "latent", "conditional", "prior", "latent_dim",
                                      "architecture", "likelihood", "binarize", "beta", "seed")},
   })
-  return result
-
-
-def _evaluate_with_progress(eval_fn, params, x, y, batch_size, key, verbose) -> dict[str, float]:
-  """``train.evaluate`` with a progress line and an ETA when there is more than one batch."""
-  values: dict[str, list] = {}
-  # k = 1000 on the 10k test digits takes minutes; a line every 10 s (and one at the end).
-  progress = progress_lib.Progress(len(x), "  evaluate", unit="ex",
-                                   enabled=verbose and len(x) > batch_size)
-  for start in range(0, len(x), batch_size):
-    idx = np.arange(start, min(start + batch_size, len(x)))
-    batch = {"x": jnp.asarray(x[idx]), "y": jnp.asarray(y[idx]), "index": jnp.asarray(idx)}
-    for k, v in eval_fn(params, batch, key).items():
-      values.setdefault(k, []).append(np.asarray(v, np.float64))
-    progress.update(len(idx))
-  progress.close()
-  result = {}
-  for name in ("elbo", "recon", "kl", "iwae"):
-    v = np.concatenate(values[name])
-    result[name] = float(v.mean())
-    result[name + "_stderr"] = float(v.std() / math.sqrt(len(v)))
-  result["num_examples"] = int(len(x))
   return result
 
 

@@ -461,14 +461,22 @@ def make_eval_fn(model: models.VAE, config, num_samples: int) -> Callable:
 
 
 def evaluate(eval_fn: Callable, params, x: np.ndarray, y: np.ndarray, batch_size: int,
-             key: Array) -> dict[str, float]:
-  """Test metrics: means and standard errors over examples (the last partial batch included)."""
+             key: Array, *, progress: bool = False) -> dict[str, float]:
+  """Test metrics: means and standard errors over examples (the last partial batch included).
+
+  With ``progress`` (and more than one batch), a line with the ETA at most every 10 s: IWAE
+  with k = 1000 on 10k test digits takes minutes.
+  """
   outputs: dict[str, list] = {}
+  bar = progress_lib.Progress(len(x), "  evaluate", unit="ex",
+                              enabled=progress and len(x) > batch_size)
   for start in range(0, len(x), batch_size):
     idx = np.arange(start, min(start + batch_size, len(x)))
     batch = {"x": jnp.asarray(x[idx]), "y": jnp.asarray(y[idx]), "index": jnp.asarray(idx)}
     for k, v in eval_fn(params, batch, key).items():
       outputs.setdefault(k, []).append(np.asarray(v))
+    bar.update(len(idx))
+  bar.close()
   values = {k: np.concatenate(v) for k, v in outputs.items()}
   result = {}
   for name in ("elbo", "recon", "kl", "iwae"):
@@ -596,7 +604,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   params = jax.device_get(state.params)
   eval_fn = make_eval_fn(model, config, config.iwae_samples)
   results = evaluate(eval_fn, params, ds.test_x, ds.test_y, config.eval_batch_size,
-                     jax.random.fold_in(jax.random.key(config.seed), 2**30))
+                     jax.random.fold_in(jax.random.key(config.seed), 2**30),
+                     progress=multihost.is_primary())
   results["step"] = step
   results["finished"] = step >= total_steps
   if not multihost.is_primary():
