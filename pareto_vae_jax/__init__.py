@@ -5,6 +5,7 @@ The mathematical core is importable on its own::
     from pareto_vae_jax import Pareto, kl_pareto, rsample, rsample_log, kl, log_prob
 """
 
+from pareto_vae_jax import _xla_workaround  # noqa: F401  (before JAX builds its CPU backend)
 from pareto_vae_jax.distributions import (
     HEADS,
     Distribution,
