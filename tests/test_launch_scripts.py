@@ -305,7 +305,7 @@ def test_sweep_trains_evaluates_and_summarizes_every_run(sandbox, tmp_path):
   sweep_dir = tmp_path / "sweep"
   # One family keeps this near half a minute on two cores; one device per run compiles fastest.
   env["XLA_FLAGS"] = env.get("XLA_FLAGS", "").replace(
-      "--xla_force_host_platform_device_count=4", "")
+      "--xla_force_host_platform_device_count=4", "").strip()  # XLA reads " " as a file name
   _bash("sweep.sh", "--dataset=synthetic_lognormal",
         *tiny.cli_flags(num_epochs=1, batch_size=256, eval_batch_size=1000, decoder_input="log"),
         env=env, PYTHON=sys.executable, SWEEP_DIR=str(sweep_dir), FAMILIES="gaussian", IWAE="4",
