@@ -294,35 +294,23 @@ def log_kl_estimator(config) -> str:
   prior = config.get("prior", "standard")
   if joint.is_joint_family(config.latent):
     info = joint.joint_info(config.latent)
-    q_cls = info.cls
     # The standard prior is N(0, I); a learned prior is of the posterior's family where its
     # density is tractable (full covariance), else a factorized Gaussian (flows).
+    q_cls = info.cls
     p_cls = q_cls if prior == "learned" and info.log_prob is not None else D.Gaussian
-    if prior in ("standard", "learned"):
-      closed = joint.has_closed_form_joint_kl(q_cls, p_cls)
-      p_name = p_cls.__name__
-    else:
-      closed, p_name = False, "mixture of Gaussian"
-    message = (f"KL({q_cls.__name__} || {p_name}): closed form (one for the whole latent "
-               "vector)." if closed else
-               f"KL({q_cls.__name__} || {p_name}) has no closed form; the ELBO uses the "
-               "single-sample Monte Carlo estimate log q(z) - log p(z) at the same draw "
-               "(unbiased).")
-    logging.info(message)
-    if multihost.is_primary():
-      print(message, flush=True)
-    return message
-  cls = D.family_info(config.latent).cls
-  if prior in ("vamp", "mixture"):
-    message = (f"KL({cls.__name__} || mixture of {cls.__name__}) has no closed form; the ELBO "
-               "uses the single-sample Monte Carlo estimate log q(z) - log p(z) at the same "
-               "draw (unbiased).")
-  elif D.has_closed_form_kl(cls, cls):
-    message = f"KL({cls.__name__} || {cls.__name__}): closed form."
+    closed = prior in ("standard", "learned") and joint.has_closed_form_joint_kl(q_cls, p_cls)
+    whole = " (one for the whole latent vector)"
+    mixture_of = "Gaussian"
   else:
-    message = (f"KL({cls.__name__} || {cls.__name__}) has no closed form; the ELBO uses the "
-               "single-sample Monte Carlo estimate log q(z) - log p(z) at the same draw "
-               "(unbiased).")
+    q_cls = p_cls = D.family_info(config.latent).cls
+    closed = prior not in ("vamp", "mixture") and D.has_closed_form_kl(q_cls, p_cls)
+    whole = ""
+    mixture_of = q_cls.__name__
+  p_name = f"mixture of {mixture_of}" if prior in ("vamp", "mixture") else p_cls.__name__
+  pair = f"KL({q_cls.__name__} || {p_name})"
+  message = (f"{pair}: closed form{whole}." if closed else
+             f"{pair} has no closed form; the ELBO uses the single-sample Monte Carlo estimate "
+             "log q(z) - log p(z) at the same draw (unbiased).")
   logging.info(message)
   if multihost.is_primary():
     print(message, flush=True)

@@ -33,3 +33,16 @@ def test_the_run_says_which_kl_it_uses():
   from pareto_vae_jax import config as config_lib
   c = config_lib.get_config()
   assert train.log_kl_estimator(c) == "KL(Pareto || Pareto): closed form."
+  mc = ("has no closed form; the ELBO uses the single-sample Monte Carlo estimate log q(z) - "
+        "log p(z) at the same draw (unbiased).")
+  for latent, prior, expected in [
+      ("student_t", "standard", f"KL(StudentT || StudentT) {mc}"),
+      ("pareto", "vamp", f"KL(Pareto || mixture of Pareto) {mc}"),
+      ("full_cov_gaussian", "standard",
+       "KL(FullCovGaussian || Gaussian): closed form (one for the whole latent vector)."),
+      ("full_cov_gaussian", "learned",
+       "KL(FullCovGaussian || FullCovGaussian): closed form (one for the whole latent vector)."),
+      ("planar", "learned", f"KL(PlanarFlow || Gaussian) {mc}"),
+      ("iaf", "mixture", f"KL(IAF || mixture of Gaussian) {mc}")]:
+    c.latent, c.prior = latent, prior
+    assert train.log_kl_estimator(c) == expected

@@ -1,10 +1,10 @@
 """Registers the joint latent families with the trainer (``--latent=<name>``).
 
-| name                | posterior                                         | KL to N(0, I)          |
-|---------------------|---------------------------------------------------|------------------------|
-| ``full_cov_gaussian`` | N(mu, L L^T), L = L* + diag(sigma)              | closed form            |
-| ``planar``          | diagonal Gaussian, then ``flow_layers`` planar layers (amortized u, w, b) | Monte Carlo |
-| ``iaf``             | diagonal Gaussian, then ``iaf_steps`` MADE steps with context h | Monte Carlo      |
+- ``full_cov_gaussian``: N(mu, L L^T), L = L* + diag(sigma); closed-form KL to N(0, I).
+- ``planar``: a diagonal Gaussian, then ``flow_layers`` planar layers (amortized u, w, b);
+  Monte Carlo KL.
+- ``iaf``: a diagonal Gaussian, then ``iaf_steps`` MADE steps with the encoder's context h;
+  Monte Carlo KL.
 
 A learned prior is a full-covariance Gaussian for ``full_cov_gaussian`` (closed-form KL between
 two full-covariance Gaussians) and a factorized Gaussian for the flows (Monte Carlo KL).
