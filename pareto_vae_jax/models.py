@@ -234,6 +234,10 @@ class VAE(nn.Module):
       Pareto scale x_q >= x_p); the prior keeps them fixed.
     standard_prior_kwargs: arguments of the family's standard prior.
     head_init_scale: scale of the encoder's last-layer initialization (see ``head_init``).
+    joint_options: structure of a joint family (``distributions.joint``: flow layers, IAF
+      steps, MADE width, context size). A joint family's standard prior is N(0, I); its learned
+      prior is of the posterior's family where that density is tractable (full covariance),
+      else a diagonal Gaussian (flows), and its mixture prior mixes diagonal Gaussians.
   """
 
   family: str
