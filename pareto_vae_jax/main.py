@@ -57,9 +57,8 @@ def main(argv):
     if flag.value is not None:
       setattr(config, field, flag.value)
   workdir = _WORKDIR.value or os.path.join("runs", run_name(config))
-  if multihost.is_primary():
-    print(f"Training {run_name(config)} into {workdir} on {jax.process_count()} process(es), "
-          f"{jax.device_count()} {jax.default_backend()} device(s)", flush=True)
+  multihost.say(f"Training {run_name(config)} into {workdir} on {jax.process_count()} "
+                f"process(es), {jax.device_count()} {jax.default_backend()} device(s)")
   train.train_and_evaluate(config, workdir)
 
 

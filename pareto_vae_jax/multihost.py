@@ -87,6 +87,12 @@ def is_primary() -> bool:
   return jax.process_index() == 0
 
 
+def say(message: str) -> None:
+  """Prints ``message`` (flushed) on process 0 only: one line per run, not per process."""
+  if is_primary():
+    print(message, flush=True)
+
+
 def global_mesh() -> Mesh:
   """A one-axis ``data`` mesh over every device of every process."""
   return Mesh(np.array(jax.devices()), ("data",))

@@ -312,8 +312,7 @@ def log_kl_estimator(config) -> str:
              f"{pair} has no closed form; the ELBO uses the single-sample Monte Carlo estimate "
              "log q(z) - log p(z) at the same draw (unbiased).")
   logging.info(message)
-  if multihost.is_primary():
-    print(message, flush=True)
+  multihost.say(message)
   return message
 
 
@@ -482,11 +481,8 @@ def evaluate(eval_fn: Callable, params, x: np.ndarray, y: np.ndarray, batch_size
 def _check_config(config, ds: data_lib.Dataset, num_devices: int) -> None:
   if config.latent not in D.latent_names():
     raise ValueError(f"Unknown latent '{config.latent}'; valid: {', '.join(D.latent_names())}.")
+  # (--prior=vamp with a joint family is refused by models.VAE itself, before any training.)
   if joint.is_joint_family(config.latent):
-    if config.get("prior", "standard") == "vamp":
-      raise ValueError(f"--prior=vamp needs a factorized posterior family; '{config.latent}' is "
-                       "joint over the dimensions. Use --prior=mixture (Gaussian components) "
-                       "or --prior=learned.")
     if config.free_bits:
       raise ValueError(f"free_bits needs a KL per dimension; '{config.latent}' has one KL for "
                        "the whole latent vector. Set --config.free_bits=0.")
@@ -563,8 +559,7 @@ def fit(config: ml_collections.ConfigDict, workdir: str):
     if restored is not None:
       state, _, step = restored
       logging.info("Resumed from the checkpoint at step %d in %s.", step, workdir)
-      if multihost.is_primary():
-        print(f"Resumed from checkpoint at step {step} in {workdir}", flush=True)
+      multihost.say(f"Resumed from checkpoint at step {step} in {workdir}")
     if int(state.step) < total_steps:
       state = _train(config, ds, model, tx, state, mesh, checkpointer, workdir,
                      steps_per_epoch, meta)
@@ -584,9 +579,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   total_steps = len(ds.train_x) // config.batch_size * config.num_epochs
   finished = _finished_metrics(workdir, step)
   if finished is not None and step >= total_steps:
-    if multihost.is_primary():
-      print(f"The run in {workdir} already finished at step {step}; its test metrics are in "
-            "test_metrics.json (delete it to evaluate again).", flush=True)
+    multihost.say(f"The run in {workdir} already finished at step {step}; its test metrics are "
+                  "in test_metrics.json (delete it to evaluate again).")
     return finished
 
   params = jax.device_get(state.params)
