@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from pareto_vae_jax import distributions as D
 from pareto_vae_jax.distributions import joint, mixture
@@ -28,12 +29,59 @@ def depth_to_space(x: Array, block: int) -> Array:
   return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, h * block, w * block, c // (block * block))
 
 
+def _transpose_phase_taps(kernel: int) -> tuple[np.ndarray, int, int]:
+  """Where each tap of a stride-2 'SAME' transposed conv lands, by output phase (one axis).
+
+  ``lax.conv_transpose`` correlates the kernel with the input dilated by 2 and padded by
+  ``pad`` in front, so output ``2m + r`` is ``sum_t w[t] x[m + (r + t - pad) / 2]`` over the
+  taps ``t`` that make ``r + t - pad`` even. Returns ``(taps, lo, hi)``: ``taps[r, j]`` is the
+  tap at input offset ``lo + j`` for phase ``r`` (``kernel``: none), offsets in ``[lo, hi]``.
+  """
+  pad = kernel - 1 if kernel < 3 else math.ceil(kernel / 2)  # jax's 'SAME' for stride 2
+  placed = {(r, (r + t - pad) // 2): t for r in (0, 1) for t in range(kernel)
+            if (r + t - pad) % 2 == 0}
+  lo, hi = min(d for _, d in placed), max(d for _, d in placed)
+  taps = np.full((2, hi - lo + 1), kernel)
+  for (r, d), t in placed.items():
+    taps[r, d - lo] = t
+  return taps, lo, hi
+
+
+class ConvTranspose2x(nn.Module):
+  """``nn.ConvTranspose(features, (k, k), strides=(2, 2), padding='SAME')``, computed as a
+  sub-pixel convolution.
+
+  The same parameters (names, shapes, initializers) and the same function (tests compare it
+  with ``nn.ConvTranspose``), but evaluated as one stride-1 convolution whose output channels
+  are the four output phases, followed by ``depth_to_space``: the kernel of each phase is the
+  subset of taps that reaches it (``_transpose_phase_taps``). XLA:CPU computes the gradient of
+  a stride-2 transposed convolution several times slower than this (docs/benchmarks.md).
+  """
+
+  features: int
+  kernel: int
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    k = self.kernel
+    w = self.param("kernel", nn.initializers.lecun_normal(), (k, k, x.shape[-1], self.features))
+    b = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    taps, lo, hi = _transpose_phase_taps(k)
+    w = jnp.pad(w, ((0, 1), (0, 1), (0, 0), (0, 0)))  # tap k: zero (no tap at that offset)
+    w = w[taps][:, :, taps]  # [phase_h, offset_h, phase_w, offset_w, in, out]
+    w = w.transpose(1, 3, 4, 0, 2, 5).reshape(*w.shape[1:2], w.shape[3], x.shape[-1], -1)
+    y = jax.lax.conv_general_dilated(x, w.astype(x.dtype), (1, 1), ((-lo, hi), (-lo, hi)),
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return depth_to_space(y + jnp.tile(b, 4).astype(x.dtype), 2)
+
+
 class Upsample2x(nn.Module):
   """Doubles the spatial size, then crops to ``size``.
 
   ``subpixel``: a 3x3 conv to 4x the channels followed by depth-to-space, the same function
   class as a stride-2 transposed conv whose gradient XLA computes far faster on CPU (see
-  docs/benchmarks.md). ``transpose``: ``nn.ConvTranspose`` as in the report's table 2.
+  docs/benchmarks.md). ``transpose``: the report's table 2, a stride-2 transposed conv with
+  kernel ``kernel`` (``ConvTranspose2x``, the function of ``nn.ConvTranspose``).
   """
 
   features: int
@@ -47,8 +95,7 @@ class Upsample2x(nn.Module):
       x = nn.Conv(4 * self.features, (3, 3), padding="SAME")(x)
       x = depth_to_space(x, 2)
     elif self.mode == "transpose":
-      x = nn.ConvTranspose(self.features, (self.kernel, self.kernel), strides=(2, 2),
-                           padding="SAME")(x)
+      x = ConvTranspose2x(self.features, self.kernel, name="ConvTranspose_0")(x)
     else:
       raise ValueError(f"Unknown upsampling '{self.mode}'; valid choices: subpixel, transpose.")
     return x[:, :self.size, :self.size, :]

@@ -373,8 +373,28 @@ def init_state(model: models.VAE, tx, ds: data_lib.Dataset, config) -> TrainStat
                     opt_state=jax.jit(tx.init)(params), rng=rng)
 
 
-def make_chunk_runner(train_step: Callable, mesh: Mesh) -> Callable:
-  """jit of a ``lax.scan`` over ``indices[n, B]``: n steps in one dispatch.
+def _run_steps(body: Callable, state, xs, straight_line: bool):
+  """``lax.scan(body, state, xs)``, or with ``straight_line`` the same steps written out.
+
+  XLA:CPU runs convolutions inside a while loop (what ``lax.scan`` lowers to, whatever its
+  ``unroll``) about 40x slower than in straight-line code, the backward ones worst
+  (docs/benchmarks.md; jax-ml/jax#12868), so conv models on CPU take the straight-line form.
+  A one-step scan is unrolled: n unrolled steps round differently from n loop iterations, and
+  only a one-step chunk has no other form, so resumed runs still end bit-identical.
+  """
+  n = jax.tree.leaves(xs)[0].shape[0]
+  if not straight_line:
+    return jax.lax.scan(body, state, xs, unroll=n == 1)
+  metrics = []
+  for i in range(n):
+    state, m = body(state, jax.tree.map(lambda a: a[i], xs))
+    metrics.append(m)
+  return state, jax.tree.map(lambda *ms: jnp.stack(ms), *metrics)
+
+
+def make_chunk_runner(train_step: Callable, mesh: Mesh, *, straight_line: bool = False
+                      ) -> Callable:
+  """jit of n steps over ``indices[n, B]`` in one dispatch (a scan, or ``straight_line``).
 
   The data stays on device (replicated); each step gathers its batch and constrains it to be
   split over the mesh's ``data`` axis, so XLA runs data-parallel and all-reduces gradients.
@@ -387,16 +407,13 @@ def make_chunk_runner(train_step: Callable, mesh: Mesh) -> Callable:
       batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
       return train_step(state, batch, state.rng)
 
-    # A one-step chunk is unrolled: XLA:CPU runs convolutions inside a while loop ~35x slower
-    # than unrolled (docs/benchmarks.md), so conv models on CPU dispatch one step at a time.
-    # Only then: n unrolled steps round differently from n loop iterations, and a resumed run's
-    # chunks are cut elsewhere, so it would not end bit-identical (tests/test_resume.py).
-    return jax.lax.scan(body, state, indices, unroll=indices.shape[0] == 1)
+    return _run_steps(body, state, indices, straight_line)
 
   return jax.jit(run, donate_argnums=0)
 
 
-def make_fed_chunk_runner(train_step: Callable, mesh: Mesh) -> Callable:
+def make_fed_chunk_runner(train_step: Callable, mesh: Mesh, *, straight_line: bool = False
+                          ) -> Callable:
   """Like ``make_chunk_runner``, for several processes: ``run(state, batches)``.
 
   ``batches`` holds the chunk's global batches, ``[n, B, ...]`` split over the mesh's ``data``
@@ -407,17 +424,27 @@ def make_fed_chunk_runner(train_step: Callable, mesh: Mesh) -> Callable:
   replicated = NamedSharding(mesh, P())
 
   def run(state, batches):
-    return jax.lax.scan(lambda s, b: train_step(s, b, s.rng), state, batches,
-                        unroll=batches["index"].shape[0] == 1)
+    return _run_steps(lambda s, b: train_step(s, b, s.rng), state, batches, straight_line)
 
   return jax.jit(run, donate_argnums=0, out_shardings=replicated)
 
 
+def uses_straight_line(config) -> bool:
+  """Whether chunks are written out step by step rather than scanned (``_run_steps``)."""
+  return config.architecture == "conv" and jax.default_backend() == "cpu"
+
+
 def steps_per_dispatch(config) -> int:
-  """Steps per compiled call: the whole epoch, except for conv models on CPU (see above)."""
+  """Steps per compiled call: the whole epoch, except one step for conv models on CPU.
+
+  Conv on CPU: each straight-line chunk is compiled for its length, and chunks of different
+  lengths round differently, so one step per call keeps resumed runs bit-identical whatever
+  the checkpoint or halt step. A larger ``config.steps_per_dispatch`` trades that for fewer
+  dispatches (docs/benchmarks.md measures both).
+  """
   if config.steps_per_dispatch:
     return config.steps_per_dispatch
-  return 1 if config.architecture == "conv" and jax.default_backend() == "cpu" else 0
+  return 1 if uses_straight_line(config) else 0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -623,18 +650,7 @@ def _train(config, ds, model, tx, state, mesh, checkpointer, workdir, steps_per_
   """The epoch loop: compiled chunks of steps, checkpoints, a line and metrics per epoch."""
   total_steps = steps_per_epoch * config.num_epochs
   train_step = make_train_step(model, tx, config, steps_per_epoch=steps_per_epoch)
-  if jax.process_count() == 1:
-    # The training set lives on the devices; each step gathers its batch there.
-    replicated = NamedSharding(mesh, P())
-    state = jax.device_put(state, replicated)
-    data = jax.device_put({"x": ds.train_x, "y": ds.train_y}, replicated)
-    run_indices = make_chunk_runner(train_step, mesh)
-    run_chunk = lambda state, idx: run_indices(state, data, jnp.asarray(idx))
-  else:
-    # Several processes: each puts only its own share of every global batch on its devices.
-    run_fed = make_fed_chunk_runner(train_step, mesh)
-    sources = {"x": ds.train_x, "y": ds.train_y}
-    run_chunk = lambda state, idx: run_fed(state, multihost.global_batch(idx, sources, mesh))
+  state, run_chunk = make_trainer_runner(config, ds, train_step, state, mesh)
   primary = multihost.is_primary()
   writer = reporting.MetricWriter(workdir) if primary else None
   # Where chunks are shorter than an epoch (conv models on CPU, steps_per_dispatch), a line with
@@ -660,8 +676,8 @@ def _train(config, ds, model, tx, state, mesh, checkpointer, workdir, steps_per_
         end = min(end, offset + every - step % every)
       if config.halt_after_steps:
         end = min(end, offset + config.halt_after_steps - step)
-      if dispatch:
-        end = min(end, offset + dispatch)
+      if dispatch:  # at multiples of the chunk size, so a resumed run cuts where this one does
+        end = min(end, (offset // dispatch + 1) * dispatch)
       if profile_steps and step < profile_steps[1]:  # the profiled steps form chunks of their own
         cut = profile_steps[0] if step < profile_steps[0] else profile_steps[1]
         end = min(end, offset + cut - step)
@@ -723,6 +739,25 @@ def _train(config, ds, model, tx, state, mesh, checkpointer, workdir, steps_per_
     if writer is not None:
       writer.close()
   return state
+
+
+def make_trainer_runner(config, ds: data_lib.Dataset, train_step: Callable, state: TrainState,
+                        mesh: Mesh) -> tuple[TrainState, Callable]:
+  """``(state placed for training, run_chunk(state, indices[n, B]) -> (state, metrics))``.
+
+  This is what the trainer's loop calls for every chunk of steps (benchmarks time it too).
+  """
+  if jax.process_count() == 1:
+    # The training set lives on the devices; each step gathers its batch there.
+    replicated = NamedSharding(mesh, P())
+    state = jax.device_put(state, replicated)
+    data = jax.device_put({"x": ds.train_x, "y": ds.train_y}, replicated)
+    run_indices = make_chunk_runner(train_step, mesh, straight_line=uses_straight_line(config))
+    return state, lambda state, idx: run_indices(state, data, jnp.asarray(idx))
+  # Several processes: each puts only its own share of every global batch on its devices.
+  run_fed = make_fed_chunk_runner(train_step, mesh, straight_line=uses_straight_line(config))
+  sources = {"x": ds.train_x, "y": ds.train_y}
+  return state, lambda state, idx: run_fed(state, multihost.global_batch(idx, sources, mesh))
 
 
 def _profile_window(config, step: int) -> tuple[int, int] | None:
