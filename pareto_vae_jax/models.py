@@ -9,7 +9,7 @@ encoder and concatenated to z for the decoder.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -29,22 +29,25 @@ def depth_to_space(x: Array, block: int) -> Array:
   return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, h * block, w * block, c // (block * block))
 
 
-def _transpose_phase_taps(kernel: int) -> tuple[np.ndarray, int, int]:
-  """Where each tap of a stride-2 'SAME' transposed conv lands, by output phase (one axis).
+def _transpose_phase_taps(kernel: int) -> tuple[np.ndarray, tuple[int, int]]:
+  """Which taps of a stride-2 'SAME' transposed conv reach each output phase (one axis).
 
   ``lax.conv_transpose`` correlates the kernel with the input dilated by 2 and padded by
   ``pad`` in front, so output ``2m + r`` is ``sum_t w[t] x[m + (r + t - pad) / 2]`` over the
-  taps ``t`` that make ``r + t - pad`` even. Returns ``(taps, lo, hi)``: ``taps[r, j]`` is the
-  tap at input offset ``lo + j`` for phase ``r`` (``kernel``: none), offsets in ``[lo, hi]``.
+  taps ``t`` that make ``r + t - pad`` even: each phase is a stride-1 correlation over a window
+  of ``ceil(kernel / 2)`` input offsets starting at ``lo_r``. Returns ``(taps, (lo_0, lo_1))``:
+  ``taps[r, j]`` is the tap at offset ``lo_r + j`` (``kernel`` where there is none).
   """
   pad = kernel - 1 if kernel < 3 else math.ceil(kernel / 2)  # jax's 'SAME' for stride 2
-  placed = {(r, (r + t - pad) // 2): t for r in (0, 1) for t in range(kernel)
-            if (r + t - pad) % 2 == 0}
-  lo, hi = min(d for _, d in placed), max(d for _, d in placed)
-  taps = np.full((2, hi - lo + 1), kernel)
-  for (r, d), t in placed.items():
-    taps[r, d - lo] = t
-  return taps, lo, hi
+  width = math.ceil(kernel / 2)
+  taps = np.full((2, width), kernel)
+  starts = []
+  for r in (0, 1):
+    first = next(t for t in range(kernel) if (r + t - pad) % 2 == 0)
+    starts.append((r + first - pad) // 2)
+    for j, t in enumerate(range(first, kernel, 2)):
+      taps[r, j] = t
+  return taps, (starts[0], starts[1])
 
 
 class ConvTranspose2x(nn.Module):
@@ -52,27 +55,38 @@ class ConvTranspose2x(nn.Module):
   sub-pixel convolution.
 
   The same parameters (names, shapes, initializers) and the same function (tests compare it
-  with ``nn.ConvTranspose``), but evaluated as one stride-1 convolution whose output channels
-  are the four output phases, followed by ``depth_to_space``: the kernel of each phase is the
-  subset of taps that reaches it (``_transpose_phase_taps``). XLA:CPU computes the gradient of
-  a stride-2 transposed convolution several times slower than this (docs/benchmarks.md).
+  with ``nn.ConvTranspose``), evaluated as one stride-1 convolution with a ``ceil(k/2)``-wide
+  window whose output channels are the four output phases, each phase read at its own offset,
+  then interleaved (``depth_to_space``). XLA:CPU computes the gradient of a stride-2 transposed
+  convolution several times slower than this (docs/benchmarks.md).
   """
 
   features: int
   kernel: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
-    k = self.kernel
-    w = self.param("kernel", nn.initializers.lecun_normal(), (k, k, x.shape[-1], self.features))
+    x = x.astype(self.dtype)
+    k, n, c_in = self.kernel, x.shape[1], x.shape[-1]
+    w = self.param("kernel", nn.initializers.lecun_normal(), (k, k, c_in, self.features))
     b = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-    taps, lo, hi = _transpose_phase_taps(k)
+    taps, starts = _transpose_phase_taps(k)
+    lo, shift = min(starts), max(starts) - min(starts)
     w = jnp.pad(w, ((0, 1), (0, 1), (0, 0), (0, 0)))  # tap k: zero (no tap at that offset)
     w = w[taps][:, :, taps]  # [phase_h, offset_h, phase_w, offset_w, in, out]
-    w = w.transpose(1, 3, 4, 0, 2, 5).reshape(*w.shape[1:2], w.shape[3], x.shape[-1], -1)
+    w = w.transpose(1, 3, 4, 0, 2, 5).reshape(taps.shape[1], taps.shape[1], c_in, -1)
+    # Window positions p = 0 .. n - 1 + shift over offsets lo + j; phase r reads p = m + s_r.
+    hi = shift + lo + taps.shape[1] - 1
     y = jax.lax.conv_general_dilated(x, w.astype(x.dtype), (1, 1), ((-lo, hi), (-lo, hi)),
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return depth_to_space(y + jnp.tile(b, 4).astype(x.dtype), 2)
+    y = y.reshape(*y.shape[:3], 2, 2, self.features)
+    s = [r - lo for r in starts]
+    rows = [jnp.stack([y[:, s[i]:s[i] + n, s[j]:s[j] + n, i, j] for j in (0, 1)], 3)
+            for i in (0, 1)]
+    y = jnp.stack(rows, 3)  # [B, n, n, phase_h, phase_w, out]
+    y = y.transpose(0, 1, 3, 2, 4, 5).reshape(x.shape[0], 2 * n, 2 * n, self.features)
+    return y + b.astype(x.dtype)
 
 
 class Upsample2x(nn.Module):
@@ -88,14 +102,15 @@ class Upsample2x(nn.Module):
   kernel: int
   size: int
   mode: str = "subpixel"
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
     if self.mode == "subpixel":
-      x = nn.Conv(4 * self.features, (3, 3), padding="SAME")(x)
+      x = nn.Conv(4 * self.features, (3, 3), padding="SAME", dtype=self.dtype)(x)
       x = depth_to_space(x, 2)
     elif self.mode == "transpose":
-      x = ConvTranspose2x(self.features, self.kernel, name="ConvTranspose_0")(x)
+      x = ConvTranspose2x(self.features, self.kernel, self.dtype, name="ConvTranspose_0")(x)
     else:
       raise ValueError(f"Unknown upsampling '{self.mode}'; valid choices: subpixel, transpose.")
     return x[:, :self.size, :self.size, :]
@@ -114,6 +129,7 @@ class MLPEncoder(nn.Module):
   hidden: Sequence[int]
   num_outputs: int
   head_init_scale: float = 1.0
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: Array, c: Array | None) -> Array:
@@ -121,8 +137,45 @@ class MLPEncoder(nn.Module):
     if c is not None:
       h = jnp.concatenate([h, c], axis=-1)
     for width in self.hidden:
-      h = nn.relu(nn.Dense(width)(h))
-    return nn.Dense(self.num_outputs, kernel_init=head_init(self.head_init_scale))(h)
+      h = nn.relu(nn.Dense(width, dtype=self.dtype)(h))
+    return nn.Dense(self.num_outputs, kernel_init=head_init(self.head_init_scale),
+                    dtype=self.dtype)(h).astype(jnp.float32)
+
+
+class LabelChannelsConv(nn.Module):
+  """``nn.Conv`` over ``x`` with the label broadcast to extra constant channels after it.
+
+  The same parameters and the same function as ``nn.Conv(features, (k, k), strides, 'SAME')``
+  applied to ``concat([x, c broadcast over space], -1)``, computed without the constant
+  channels: the conv is linear, so their part is ``sum_j c_j conv(e_j, kernel)``, where the
+  maps ``conv(e_j, kernel)`` of the one-hot images ``e_j`` (``num_classes`` of them, borders
+  included) cost almost nothing. On MNIST this is 1 input channel instead of 11 in the
+  encoder's largest convolution.
+  """
+
+  features: int
+  kernel: int
+  strides: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array, c: Array) -> Array:
+    x = x.astype(self.dtype)
+    k, c_x = self.kernel, x.shape[-1]
+    w = self.param("kernel", nn.initializers.lecun_normal(),
+                   (k, k, c_x + c.shape[-1], self.features))
+    b = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+
+    def conv(inputs, kernel):
+      return jax.lax.conv_general_dilated(inputs, kernel.astype(inputs.dtype),
+                                          (self.strides,) * 2, "SAME",
+                                          dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    one_hot_images = jnp.broadcast_to(jnp.eye(c.shape[-1], dtype=x.dtype)[:, None, None, :],
+                                      (c.shape[-1], *x.shape[1:3], c.shape[-1]))
+    maps = conv(one_hot_images, w[:, :, c_x:])  # [classes, H', W', features]
+    label_part = jnp.einsum("bj,jhwf->bhwf", c.astype(x.dtype), maps)
+    return conv(x, w[:, :, :c_x]) + label_part + b.astype(x.dtype)
 
 
 class ConvEncoder(nn.Module):
@@ -130,30 +183,34 @@ class ConvEncoder(nn.Module):
 
   num_outputs: int
   head_init_scale: float = 1.0
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: Array, c: Array | None) -> Array:
     h = x
-    if c is not None:
-      # The label as extra constant channels (the report, section 3.2.1).
-      h = jnp.concatenate([h, jnp.broadcast_to(c[:, None, None, :], (*x.shape[:3], c.shape[-1]))],
-                          axis=-1)
-    for features, kernel in ((32, 4), (64, 4), (128, 3)):
-      h = nn.relu(nn.Conv(features, (kernel, kernel), strides=(2, 2), padding="SAME")(h))
-    return nn.Dense(self.num_outputs, kernel_init=head_init(self.head_init_scale))(
-        h.reshape(h.shape[0], -1))
+    for i, (features, kernel) in enumerate(((32, 4), (64, 4), (128, 3))):
+      if i == 0 and c is not None:
+        # The label as extra constant channels (the report, section 3.2.1).
+        h = LabelChannelsConv(features, kernel, 2, self.dtype, name="Conv_0")(h, c)
+      else:
+        h = nn.Conv(features, (kernel, kernel), strides=(2, 2), padding="SAME",
+                    dtype=self.dtype, name=f"Conv_{i}")(h)
+      h = nn.relu(h)
+    return nn.Dense(self.num_outputs, kernel_init=head_init(self.head_init_scale),
+                    dtype=self.dtype)(h.reshape(h.shape[0], -1)).astype(jnp.float32)
 
 
 class MLPDecoder(nn.Module):
   hidden: Sequence[int]
   output_shape: tuple[int, ...]
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z: Array, c: Array | None) -> Array:
     h = z if c is None else jnp.concatenate([z, c], axis=-1)
     for width in reversed(self.hidden):
-      h = nn.relu(nn.Dense(width)(h))
-    h = nn.Dense(math.prod(self.output_shape))(h)
+      h = nn.relu(nn.Dense(width, dtype=self.dtype)(h))
+    h = nn.Dense(math.prod(self.output_shape), dtype=self.dtype)(h).astype(jnp.float32)
     return h.reshape(z.shape[0], *self.output_shape)
 
 
@@ -162,14 +219,17 @@ class ConvDecoder(nn.Module):
 
   output_shape: tuple[int, ...]
   upsampling: str = "subpixel"
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z: Array, c: Array | None) -> Array:
     h = z if c is None else jnp.concatenate([z, c], axis=-1)
-    h = nn.relu(nn.Dense(4 * 4 * 128)(h)).reshape(z.shape[0], 4, 4, 128)
-    h = nn.relu(Upsample2x(64, 3, 7, self.upsampling)(h))
-    h = nn.relu(Upsample2x(32, 4, 14, self.upsampling)(h))
-    return Upsample2x(self.output_shape[-1], 4, self.output_shape[0], self.upsampling)(h)
+    h = nn.relu(nn.Dense(4 * 4 * 128, dtype=self.dtype)(h)).reshape(z.shape[0], 4, 4, 128)
+    h = nn.relu(Upsample2x(64, 3, 7, self.upsampling, self.dtype)(h))
+    h = nn.relu(Upsample2x(32, 4, 14, self.upsampling, self.dtype)(h))
+    out = Upsample2x(self.output_shape[-1], 4, self.output_shape[0], self.upsampling,
+                     self.dtype)(h)
+    return out.astype(jnp.float32)
 
 
 _MAX_LOG_RATIO = 40.0  # a bounded parameter stays below bound * e^40 (~2e17 bound)
@@ -285,6 +345,8 @@ class VAE(nn.Module):
       steps, MADE width, context size). A joint family's standard prior is N(0, I); its learned
       prior is of the posterior's family where that density is tractable (full covariance),
       else a diagonal Gaussian (flows), and its mixture prior mixes diagonal Gaussians.
+    dtype: compute dtype of the encoder and decoder networks (``bfloat16`` on accelerators);
+      parameters stay float32, and the latent heads, densities, KLs and likelihoods are float32.
   """
 
   family: str
@@ -301,6 +363,7 @@ class VAE(nn.Module):
   standard_prior_kwargs: Mapping[str, float] | None = None
   head_init_scale: float = 1.0
   joint_options: Mapping[str, int] | None = None
+  dtype: Any = jnp.float32
 
   @property
   def is_joint(self) -> bool:
@@ -325,11 +388,11 @@ class VAE(nn.Module):
                                        {k: v for k, v in fixed.items() if k not in bounds}, bounds)
       num_raw = self.latent_dim * len(self.posterior_head.predicted)
     if self.architecture == "conv":
-      self.encoder = ConvEncoder(num_raw, self.head_init_scale)
-      self.decoder = ConvDecoder(self.input_shape, self.upsampling)
+      self.encoder = ConvEncoder(num_raw, self.head_init_scale, self.dtype)
+      self.decoder = ConvDecoder(self.input_shape, self.upsampling, self.dtype)
     elif self.architecture == "mlp":
-      self.encoder = MLPEncoder(self.hidden, num_raw, self.head_init_scale)
-      self.decoder = MLPDecoder(self.hidden, self.input_shape)
+      self.encoder = MLPEncoder(self.hidden, num_raw, self.head_init_scale, self.dtype)
+      self.decoder = MLPDecoder(self.hidden, self.input_shape, self.dtype)
     else:
       raise ValueError(f"Unknown architecture '{self.architecture}'; valid choices: mlp, conv.")
     if self.prior == "learned":

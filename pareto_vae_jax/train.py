@@ -116,7 +116,17 @@ def build_model(config: ml_collections.ConfigDict, ds: data_lib.Dataset) -> mode
       standard_prior_kwargs=prior_kwargs,
       head_init_scale=config.get("head_init_scale", 1.0),
       joint_options=joint_options(config),
+      dtype=compute_dtype(config),
   )
+
+
+def compute_dtype(config) -> Any:
+  """The networks' compute dtype (``config.dtype``); parameters are float32 either way."""
+  name = config.get("dtype", "float32")
+  if name not in ("float32", "bfloat16"):
+    raise ValueError(f"Unknown dtype '{name}'; valid: float32, bfloat16 (compute in bfloat16 "
+                     "with float32 parameters, for GPUs and TPUs).")
+  return jnp.dtype(name)
 
 
 def feeds_log(config: ml_collections.ConfigDict) -> bool:
@@ -506,6 +516,7 @@ def evaluate(eval_fn: Callable, params, x: np.ndarray, y: np.ndarray, batch_size
 
 
 def _check_config(config, ds: data_lib.Dataset, num_devices: int) -> None:
+  compute_dtype(config)
   if config.latent not in D.latent_names():
     raise ValueError(f"Unknown latent '{config.latent}'; valid: {', '.join(D.latent_names())}.")
   # (--prior=vamp with a joint family is refused by models.VAE itself, before any training.)

@@ -158,3 +158,19 @@ def test_transpose_decoder_has_table_2_shapes():
              for v in [v["ConvTranspose_0"]]]
   assert kernels == [(3, 3, 128, 64), (4, 4, 64, 32), (4, 4, 32, 1)]
   assert decoder.apply(params, z, None).shape == (2, 28, 28, 1)
+
+
+def test_label_channels_conv_is_flax_conv_over_the_concatenated_label():
+  x = jax.random.uniform(jax.random.key(1), (6, 28, 28, 1))
+  c = jax.nn.one_hot(jnp.array([0, 3, 9, 9, 5, 1]), 10)
+  stacked = jnp.concatenate([x, jnp.broadcast_to(c[:, None, None, :], (6, 28, 28, 10))], -1)
+  reference = nn.Conv(32, (4, 4), strides=(2, 2), padding="SAME")
+  ours = models.LabelChannelsConv(32, 4, 2)
+  params = reference.init(jax.random.key(0), stacked)
+  jax.tree.map(np.testing.assert_array_equal, ours.init(jax.random.key(0), x, c), params)
+  params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(jax.random.key(2), p.shape), params)
+  np.testing.assert_allclose(ours.apply(params, x, c), reference.apply(params, stacked),
+                             atol=2e-5)
+  g_ours = jax.grad(lambda p: jnp.sum(jnp.sin(ours.apply(p, x, c))))(params)
+  g_ref = jax.grad(lambda p: jnp.sum(jnp.sin(reference.apply(p, stacked))))(params)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=5e-5), g_ours, g_ref)
