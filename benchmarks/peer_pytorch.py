@@ -101,7 +101,7 @@ def torch_models():
       alpha = self.encode(x, c)
       shape = alpha.shape if num_samples is None else (num_samples, *alpha.shape)
       # log z = E / alpha with E ~ Exp(1): the inverse CDF in log space (x_m = 1).
-      log_z = -torch.log1p(-torch.rand(shape)) / alpha
+      log_z = -torch.log1p(-torch.rand(shape, device=alpha.device)) / alpha
       cc = c.expand(*log_z.shape[:-1], c.shape[-1])
       logits = self.decoder(torch.cat([log_z, cc], -1))
       log_lik = -F.binary_cross_entropy_with_logits(
@@ -127,17 +127,18 @@ def torch_models():
 class TorchTrainer:
   """Adam 1e-3 (the conv model: the report's; the MLP: with the trainer's clip at norm 100)."""
 
-  def __init__(self, model, data, *, clip, steps_per_epoch, warmup_epochs):
+  def __init__(self, model, data, *, clip, steps_per_epoch, warmup_epochs, device="cpu"):
     import torch
-    self.torch, self.model, self.clip = torch, model, clip
-    self.opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    self.x, self.y = (torch.from_numpy(a) for a in data)
+    self.torch, self.model, self.clip = torch, model.to(device), clip
+    self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+    self.x, self.y = (torch.from_numpy(a).to(device) for a in data)
+    self.device = device
     self.warmup_steps = warmup_epochs * steps_per_epoch
     self.step = 0
 
   def run(self, indices: np.ndarray) -> float:
-    for idx in indices:
-      i = self.torch.from_numpy(idx)
+    for idx in self.torch.from_numpy(indices).to(self.device):
+      i = idx
       beta = min(1.0, self.step / self.warmup_steps) if self.warmup_steps else 1.0
       self.opt.zero_grad(set_to_none=True)
       loss = self.model.loss(self.x[i], self.y[i], beta)
@@ -146,12 +147,13 @@ class TorchTrainer:
         self.torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
       self.opt.step()
       self.step += 1
-    return float(loss)
+    return float(loss.detach())  # waits for the device, as our side's fetch of the metrics
 
 
 def torch_iwae(model, x, y, k, batch_size=500) -> float:
   import torch
-  x, y = torch.from_numpy(x), torch.from_numpy(y)
+  device = next(model.parameters()).device
+  x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
   out = [model.iwae(x[s:s + batch_size], y[s:s + batch_size], k)
          for s in range(0, len(x), batch_size)]
   return float(torch.cat(out).mean())
@@ -221,6 +223,7 @@ def step_table(args) -> tuple[list[str], dict]:
   from pareto_vae_jax import data as data_lib
   torch.set_num_threads(os.cpu_count())
   torch.manual_seed(0)
+  torch.backends.cudnn.benchmark = True
   ds = data_lib.load_dataset("mnist")
   spe = len(ds.train_x) // 128
   rng = np.random.default_rng(0)
@@ -232,10 +235,10 @@ def step_table(args) -> tuple[list[str], dict]:
       "ours conv_transpose": (OurTrainer(our_config("conv_transpose"), ds), args.conv_steps),
       "ours conv_subpixel": (OurTrainer(our_config("conv_subpixel"), ds), args.conv_steps),
       "torch conv": (TorchTrainer(conv_pt(), (x_nchw, y), clip=0, steps_per_epoch=spe,
-                                  warmup_epochs=10), args.conv_steps),
+                                  warmup_epochs=10, device=args.device), args.conv_steps),
       "ours mlp": (OurTrainer(our_config("mlp"), ds), spe),
       "torch mlp": (TorchTrainer(mlp_pt(), (x_nchw, y), clip=100.0, steps_per_epoch=spe,
-                                 warmup_epochs=1), spe),
+                                 warmup_epochs=1, device=args.device), spe),
   }
   times = {name: [] for name in cases}
   times["ours iwae"], times["torch iwae"] = [], []
@@ -327,6 +330,8 @@ def main() -> None:
   parser.add_argument("--whole", action="store_true", help="also time the whole main command")
   parser.add_argument("--whole_rounds", type=int, default=3)
   parser.add_argument("--write_docs", action="store_true")
+  parser.add_argument("--device", default="cpu", help="PyTorch's device: cpu | cuda (JAX picks "
+                      "its default backend)")
   parser.add_argument("--peer_main", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.peer_main:
@@ -339,7 +344,8 @@ def main() -> None:
   text = "\n".join([
       START,
       f"Measured {datetime.datetime.now():%Y-%m-%d %H:%M} with `{command}`: jax {jax.__version__},"
-      f" PyTorch {info['torch']}, backend {jax.default_backend()}, {platform.machine()}, "
+      f" PyTorch {info['torch']} on {args.device}, JAX on {jax.devices()[0].device_kind}, "
+      f"{platform.machine()}, "
       f"`os.cpu_count()` = {os.cpu_count()}, batch 128, {args.rounds} interleaved rounds; "
       f"median (minimum) per step; load average (1, 5, 15 min) {info['before']} before, "
       f"{info['after']} after.",

@@ -52,10 +52,13 @@ def bernoulli_log_likelihood(logits: ArrayLike, x: ArrayLike, *, event_ndim: int
   """
   logits = jnp.asarray(logits)
   x = jnp.asarray(x)
-  # Bernoulli log-pmf x log s(l) + (1 - x) log s(-l) with s the sigmoid. log_sigmoid(l) =
-  # -softplus(-l) never forms s(l), which rounds to 0 or 1 (log 0 = -inf) for |l| > ~17 in
-  # float32, and keeps full relative precision of tiny losses, which x l - softplus(l) loses.
-  per_element = x * jax.nn.log_sigmoid(logits) + (1 - x) * jax.nn.log_sigmoid(-logits)
+  # Bernoulli log-pmf x log s(l) + (1 - x) log s(-l) with s the sigmoid. With
+  # log s(l) = -relu(-l) - t and log s(-l) = -relu(l) - t, t = log1p(exp(-|l|)), it is
+  # -(t + x relu(-l) + (1 - x) relu(l)): one exp and one log1p per pixel, s(l) never formed
+  # (it rounds to 0 or 1, log 0 = -inf, for |l| > ~17 in float32), and tiny losses keep full
+  # relative precision (t itself), which x l - softplus(l) loses to cancellation.
+  t = jnp.log1p(jnp.exp(-jnp.abs(logits)))
+  per_element = -(t + x * jax.nn.relu(-logits) + (1 - x) * jax.nn.relu(logits))
   return jnp.sum(per_element,
                  axis=_event_axes(per_element.shape, event_ndim, "bernoulli_log_likelihood"))
 
