@@ -196,11 +196,13 @@ class OurTrainer:
 
 
 def our_iwae(trainer: OurTrainer, ds, k: int) -> float:
+  """The trainer's test evaluation (ELBO terms and the IWAE bound), compiled once."""
   import jax
   from pareto_vae_jax import train
-  eval_fn = train.make_eval_fn(trainer.model, trainer.config, k)
-  result = train.evaluate(eval_fn, jax.device_get(trainer.state.params), ds.test_x, ds.test_y,
-                          500, jax.random.key(1))
+  if getattr(trainer, "eval_k", None) != k:
+    trainer.eval_fn, trainer.eval_k = train.make_eval_fn(trainer.model, trainer.config, k), k
+  result = train.evaluate(trainer.eval_fn, jax.device_get(trainer.state.params), ds.test_x,
+                          ds.test_y, 500, jax.random.key(1))
   return result["iwae"]
 
 

@@ -29,6 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.upsampling = "subpixel"      # conv decoder upsampling: subpixel | transpose (docs/benchmarks.md)
   c.decoder_input = "auto"       # z | log (log z for positive families) | auto (log for pareto)
   c.dtype = "float32"             # network compute: float32 | bfloat16 (params stay float32)
+  c.weight_init = "fan_in_uniform"  # weights, biases U(+-1/sqrt(fan_in)) (PyTorch's) | lecun_normal
   c.head_init_scale = 1.0        # encoder last-layer init scale (<1: smaller first draws)
   c.pareto_alpha0 = 1.0          # tail index of the standard Pareto prior
   c.pareto_scale = 1.0           # x_m of the Pareto prior (and of the posterior when shared)

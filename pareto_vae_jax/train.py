@@ -117,6 +117,7 @@ def build_model(config: ml_collections.ConfigDict, ds: data_lib.Dataset) -> mode
       head_init_scale=config.get("head_init_scale", 1.0),
       joint_options=joint_options(config),
       dtype=compute_dtype(config),
+      weight_init=config.get("weight_init", "fan_in_uniform"),
   )
 
 
@@ -517,6 +518,7 @@ def evaluate(eval_fn: Callable, params, x: np.ndarray, y: np.ndarray, batch_size
 
 def _check_config(config, ds: data_lib.Dataset, num_devices: int) -> None:
   compute_dtype(config)
+  models.kernel_init(config.get("weight_init", "fan_in_uniform"))
   if config.latent not in D.latent_names():
     raise ValueError(f"Unknown latent '{config.latent}'; valid: {', '.join(D.latent_names())}.")
   # (--prior=vamp with a joint family is refused by models.VAE itself, before any training.)
