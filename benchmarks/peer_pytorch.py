@@ -262,7 +262,7 @@ def step_table(args) -> tuple[list[str], dict]:
 
   def cell(name, scale):
     v = np.asarray(times[name]) * scale
-    return f"{np.median(v):.1f} ({v.min():.1f})"
+    return f"{np.median(v):.3g} ({v.min():.3g})"
 
   med = {k: float(np.median(v)) for k, v in times.items()}
   rows = [

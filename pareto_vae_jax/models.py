@@ -69,7 +69,7 @@ class ConvTranspose2x(nn.Module):
   @nn.compact
   def __call__(self, x: Array) -> Array:
     x = x.astype(self.dtype)
-    k, n, c_in = self.kernel, x.shape[1], x.shape[-1]
+    k, (batch, n), c_in = self.kernel, x.shape[:2], x.shape[-1]
     w = self.param("kernel", kernel_init(self.weight_init), (k, k, c_in, self.features))
     b = self.param("bias", bias_init(self.weight_init, k * k * c_in), (self.features,))
     taps, starts = _transpose_phase_taps(k)
@@ -78,15 +78,18 @@ class ConvTranspose2x(nn.Module):
     w = w[taps][:, :, taps]  # [phase_h, offset_h, phase_w, offset_w, in, out]
     w = w.transpose(1, 3, 4, 0, 2, 5).reshape(taps.shape[1], taps.shape[1], c_in, -1)
     # Window positions p = 0 .. n - 1 + shift over offsets lo + j; phase r reads p = m + s_r.
+    # The padding is explicit: XLA:CPU runs this conv's gradient ~15x slower when the conv
+    # pads its input itself (docs/benchmarks.md).
     hi = shift + lo + taps.shape[1] - 1
-    y = jax.lax.conv_general_dilated(x, w.astype(x.dtype), (1, 1), ((-lo, hi), (-lo, hi)),
+    x = jnp.pad(x, ((0, 0), (-lo, hi), (-lo, hi), (0, 0)))
+    y = jax.lax.conv_general_dilated(x, w.astype(x.dtype), (1, 1), "VALID",
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
     y = y.reshape(*y.shape[:3], 2, 2, self.features)
     s = [r - lo for r in starts]
     rows = [jnp.stack([y[:, s[i]:s[i] + n, s[j]:s[j] + n, i, j] for j in (0, 1)], 3)
             for i in (0, 1)]
     y = jnp.stack(rows, 3)  # [B, n, n, phase_h, phase_w, out]
-    y = y.transpose(0, 1, 3, 2, 4, 5).reshape(x.shape[0], 2 * n, 2 * n, self.features)
+    y = y.transpose(0, 1, 3, 2, 4, 5).reshape(batch, 2 * n, 2 * n, self.features)
     return y + b.astype(x.dtype)
 
 

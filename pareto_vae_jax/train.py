@@ -390,8 +390,9 @@ def _run_steps(body: Callable, state, xs, straight_line: bool):
   XLA:CPU runs convolutions inside a while loop (what ``lax.scan`` lowers to, whatever its
   ``unroll``) about 40x slower than in straight-line code, the backward ones worst
   (docs/benchmarks.md; jax-ml/jax#12868), so conv models on CPU take the straight-line form.
-  A one-step scan is unrolled: n unrolled steps round differently from n loop iterations, and
-  only a one-step chunk has no other form, so resumed runs still end bit-identical.
+  A scan unrolls only a one-step chunk: unrolled steps round differently from loop iterations,
+  so longer unrolled chunks would make the result depend on where chunks are cut, and a
+  resumed run cuts them elsewhere (tests/test_resume.py checks bit-identical resumes).
   """
   n = jax.tree.leaves(xs)[0].shape[0]
   if not straight_line:
@@ -448,10 +449,12 @@ def uses_straight_line(config) -> bool:
 def steps_per_dispatch(config) -> int:
   """Steps per compiled call: the whole epoch, except one step for conv models on CPU.
 
-  Conv on CPU: each straight-line chunk is compiled for its length, and chunks of different
-  lengths round differently, so one step per call keeps resumed runs bit-identical whatever
-  the checkpoint or halt step. A larger ``config.steps_per_dispatch`` trades that for fewer
-  dispatches (docs/benchmarks.md measures both).
+  Conv on CPU: a straight-line chunk is compiled for its length, and chunks of different
+  lengths round differently, so one step per call keeps a resumed run bit-identical to an
+  uninterrupted one whatever step it stopped at. With ``config.steps_per_dispatch = n`` chunks
+  end at multiples of n (and at epoch ends), so resuming from those checkpoints stays exact,
+  but a stop elsewhere (``halt_after_steps``, ``checkpoint_every_steps`` not a multiple of n)
+  changes the rounding after it.
   """
   if config.steps_per_dispatch:
     return config.steps_per_dispatch
