@@ -7,7 +7,7 @@ Everything timed is the trainer's own path: ``train.make_trainer_runner`` with t
 trainer uses (the whole epoch as one compiled ``lax.scan`` off CPU) and the metrics fetched
 after it, and ``train.make_eval_fn`` / ``train.evaluate`` for importance sampling. Per model:
 one untimed epoch (compilation), then ``--epochs`` timed epochs, median. FLOPs per step are
-XLA's ``cost_analysis`` of one lowered train step (the loop's body, every op as written),
+XLA's ``cost_analysis`` of one train step compiled for the CPU (the loop's body),
 times the steps per second, as a fraction of the device's dense peak (bfloat16 tensor cores;
 float32 matrices run as TF32 on them under JAX's default precision).
 """
@@ -49,9 +49,10 @@ def epoch_seconds(config, ds, epochs: int):
   idx = jnp.arange(config.batch_size)
   batch = {"x": ds.train_x[:config.batch_size], "y": ds.train_y[:config.batch_size],
            "index": idx}
-  # The lowered (not compiled) module: a compiled GPU module hides cuDNN's convolutions in
-  # custom calls that count no FLOPs.
-  cost = jax.jit(step).lower(state, batch, state.rng).cost_analysis()
+  # Counted on the CPU backend: a compiled GPU module hides cuDNN's convolutions in custom
+  # calls that count no FLOPs.
+  on_cpu = jax.device_put((state, batch, state.rng), jax.devices("cpu")[0])
+  cost = jax.jit(step).lower(*on_cpu).compile().cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   flops = float(cost.get("flops", float("nan")))
   state, run_chunk = train.make_trainer_runner(config, ds, step, state, multihost.global_mesh())

@@ -336,6 +336,9 @@ def main() -> None:
                       "its default backend)")
   parser.add_argument("--peer_main", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args()
+  # Both sides run as the main command does, with glibc keeping freed memory.
+  from pareto_vae_jax.main import keep_freed_memory
+  keep_freed_memory([sys.executable, os.path.abspath(__file__), *sys.argv[1:]])
   if args.peer_main:
     return peer_main()
   import jax

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 import pytest
 
-from pareto_vae_jax import distributions, train
+from pareto_vae_jax import distributions, main, train
 
 import tiny
 
@@ -225,3 +225,17 @@ def test_learned_pareto_scale_stays_above_the_prior_scale_and_trains(tmp_path, m
   assert np.isfinite(np.asarray(pvj.kl(q, p))).all()
   results = train.train_and_evaluate(config, str(tmp_path / "run"))
   assert results["finished"] and math.isfinite(results["iwae"]), results
+
+
+def test_main_reruns_itself_once_with_glibc_keeping_freed_memory():
+  calls = []
+  command = ["python", "-m", "pareto_vae_jax.main", "--latent=pareto"]
+  main.keep_freed_memory(command, environ={"PATH": "/bin"},
+                         execve=lambda *args: calls.append(args))
+  assert calls == [("python", command, {"PATH": "/bin",
+                                        "GLIBC_TUNABLES": main.KEEP_FREED_MEMORY})]
+  # Once: the re-executed process has the variable; a user's own tunables are kept.
+  for environ in ({"GLIBC_TUNABLES": main.KEEP_FREED_MEMORY}, {"GLIBC_TUNABLES": "x=1"},
+                  {"PVJ_KEEP_GLIBC_MALLOC": "1"}):
+    main.keep_freed_memory(command, environ=environ, execve=lambda *args: calls.append(args))
+  assert len(calls) == 1
