@@ -144,17 +144,19 @@ def kernel_init(init: str, scale: float = 1.0) -> nn.initializers.Initializer:
   raise ValueError(f"Unknown weight_init '{init}'; valid: {', '.join(INITS)}.")
 
 
-def bias_init(init: str, fan_in: int) -> nn.initializers.Initializer:
-  """Biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for ``fan_in_uniform`` (PyTorch's), else 0."""
+def bias_init(init: str, fan_in: int, scale: float = 1.0) -> nn.initializers.Initializer:
+  """Biases: U(-sqrt(scale / fan_in), sqrt(scale / fan_in)) for ``fan_in_uniform`` (PyTorch's
+  at scale 1), else 0. With the weights' ``scale`` a layer's initial outputs scale by
+  sqrt(scale) exactly (the same draws)."""
   if init == "lecun_normal":
     return nn.initializers.zeros_init()
-  bound = 1 / math.sqrt(fan_in)
+  bound = math.sqrt(scale / fan_in)
   return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
 
 
 def dense(features: int, fan_in: int, init: str, dtype, scale: float = 1.0) -> nn.Dense:
   return nn.Dense(features, dtype=dtype, kernel_init=kernel_init(init, scale),
-                  bias_init=bias_init(init, fan_in))
+                  bias_init=bias_init(init, fan_in, scale))
 
 
 class MLPEncoder(nn.Module):

@@ -154,8 +154,8 @@ def test_batch_larger_than_the_training_set_is_refused(tmp_path, monkeypatch):
 def test_small_head_init_starts_lognormal_posteriors_narrow_on_raw_inputs(tmp_path, monkeypatch):
   # Raw synthetic LogNormal inputs reach ~37; with the default init the untrained encoder's
   # sigma can be large enough that exp(mu + sigma eps) overflows. head_init_scale (the
-  # heavy-tail study, section 3.2) scales the last layer's initial weights: the same draw
-  # times sqrt(scale), so with a zero bias every raw output shrinks by exactly that factor.
+  # heavy-tail study, section 3.2) scales the last layer's initial weights and biases: the
+  # same draws times sqrt(scale), so every raw output shrinks by exactly that factor.
   ds = tiny.small_dataset("synthetic_lognormal", 256, 64)
   tiny.patch_dataset(monkeypatch, ds)
 
