@@ -57,7 +57,7 @@ class ConvTranspose2x(nn.Module):
   The same parameters (names, shapes, initializers) and the same function (tests compare it
   with ``nn.ConvTranspose``), evaluated as one stride-1 convolution with a ``ceil(k/2)``-wide
   window whose output channels are the four output phases, each phase read at its own offset,
-  then interleaved (``depth_to_space``). XLA:CPU computes the gradient of a stride-2 transposed
+  then interleaved into the doubled image. XLA:CPU computes the gradient of a stride-2 transposed
   convolution several times slower than this (docs/benchmarks.md).
   """
 

@@ -679,12 +679,18 @@ def _train(config, ds, model, tx, state, mesh, checkpointer, workdir, steps_per_
     step = int(state.step)
     dispatch = steps_per_dispatch(config)
     epoch_start, epoch_metrics = time.time(), []
+    batches = (None, None)  # (epoch, its batches of indices), drawn once per epoch
     while step < total_steps:
       if config.halt_after_steps and step >= config.halt_after_steps:
         break  # a simulated pre-emption, for tests; the checkpoint below is the resume point
       epoch, offset = divmod(step, steps_per_epoch)
-      # The order of an epoch depends on (seed, epoch) only, so a resumed run sees the same one.
-      order = data_lib.epoch_permutation(config.seed, epoch, len(ds.train_x))
+      if batches[0] != epoch:
+        # The order of an epoch depends on (seed, epoch) only, so a resumed run sees the same
+        # one. Drawn once per epoch: with one-step chunks it would cost more than a step.
+        order = data_lib.epoch_permutation(config.seed, epoch, len(ds.train_x))
+        order = order[:steps_per_epoch * config.batch_size]
+        batches = (epoch, order.reshape(steps_per_epoch, -1))
+      indices = batches[1]
       # A chunk (one compiled scan) ends at the epoch's end, a checkpoint step, or the halt step.
       end = steps_per_epoch
       if config.checkpoint_every_steps:
@@ -700,7 +706,6 @@ def _train(config, ds, model, tx, state, mesh, checkpointer, workdir, steps_per_
       tracing = bool(profile_steps) and step == profile_steps[0]
       if tracing:
         jax.profiler.start_trace(os.path.join(workdir, "profile"))
-      indices = order[:steps_per_epoch * config.batch_size].reshape(steps_per_epoch, -1)
       state, metrics = run_chunk(state, indices[offset:end])
       metrics = jax.device_get(metrics)
       if tracing:

@@ -174,3 +174,17 @@ def test_label_channels_conv_is_flax_conv_over_the_concatenated_label():
   g_ours = jax.grad(lambda p: jnp.sum(jnp.sin(ours.apply(p, x, c))))(params)
   g_ref = jax.grad(lambda p: jnp.sum(jnp.sin(reference.apply(p, stacked))))(params)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=5e-5), g_ours, g_ref)
+
+
+def test_one_step_chunks_draw_each_epoch_order_once(tmp_path, monkeypatch):
+  # With one step per call (conv on CPU) the loop runs a chunk per step; drawing the epoch's
+  # permutation at every chunk cost more than the step itself.
+  calls = []
+  permutation = data_lib.epoch_permutation
+  monkeypatch.setattr(data_lib, "epoch_permutation",
+                      lambda *args: calls.append(args) or permutation(*args))
+  ds = tiny.small_dataset("synthetic_lognormal", 256, 64)
+  tiny.patch_dataset(monkeypatch, ds)
+  config = tiny.config(steps_per_dispatch=1, num_epochs=2)
+  train.fit(config, str(tmp_path / "run"))
+  assert [args[1] for args in calls] == [0, 1]
