@@ -27,8 +27,9 @@ import tempfile
 
 import numpy as np
 
-DOCS = os.path.join(os.path.dirname(__file__), "..", "docs", "benchmarks.md")
-START, END = "<!-- quality_parity:start -->", "<!-- quality_parity:end -->"
+import docs_block  # benchmarks/, beside this script
+
+START, END = docs_block.markers("quality_parity")
 
 
 def torch_test_loss(seed: int, epochs: int) -> float:
@@ -114,14 +115,7 @@ def main() -> None:
       "intensities, not a normalized likelihood):", "", *rows, END])
   print(text)
   if args.write_docs:
-    with open(DOCS) as f:
-      docs = f.read()
-    if START in docs:
-      docs = docs[:docs.index(START)] + text + docs[docs.index(END) + len(END):]
-    else:
-      docs += "\n" + text + "\n"
-    with open(DOCS, "w") as f:
-      f.write(docs)
+    docs_block.write("quality_parity", text)
 
 
 if __name__ == "__main__":

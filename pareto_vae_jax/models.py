@@ -112,9 +112,7 @@ class Upsample2x(nn.Module):
   @nn.compact
   def __call__(self, x: Array) -> Array:
     if self.mode == "subpixel":
-      x = nn.Conv(4 * self.features, (3, 3), padding="SAME", dtype=self.dtype,
-                  kernel_init=kernel_init(self.weight_init),
-                  bias_init=bias_init(self.weight_init, 9 * x.shape[-1]))(x)
+      x = conv(4 * self.features, 3, x.shape[-1], self.weight_init, self.dtype)(x)
       x = depth_to_space(x, 2)
     elif self.mode == "transpose":
       x = ConvTranspose2x(self.features, self.kernel, self.dtype, self.weight_init,
@@ -159,6 +157,13 @@ def dense(features: int, fan_in: int, init: str, dtype, scale: float = 1.0) -> n
                   bias_init=bias_init(init, fan_in, scale))
 
 
+def conv(features: int, kernel: int, in_channels: int, init: str, dtype, **kwargs) -> nn.Conv:
+  """A 'SAME' ``nn.Conv`` with the ``init`` scheme (``kwargs``: strides, name)."""
+  return nn.Conv(features, (kernel, kernel), padding="SAME", dtype=dtype,
+                 kernel_init=kernel_init(init),
+                 bias_init=bias_init(init, kernel * kernel * in_channels), **kwargs)
+
+
 class MLPEncoder(nn.Module):
   hidden: Sequence[int]
   num_outputs: int
@@ -173,8 +178,9 @@ class MLPEncoder(nn.Module):
       h = jnp.concatenate([h, c], axis=-1)
     for width in self.hidden:
       h = nn.relu(dense(width, h.shape[-1], self.weight_init, self.dtype)(h))
-    return dense(self.num_outputs, h.shape[-1], self.weight_init, self.dtype, self.head_init_scale)(
-        h).astype(jnp.float32)
+    head = dense(self.num_outputs, h.shape[-1], self.weight_init, self.dtype,
+                 self.head_init_scale)
+    return head(h).astype(jnp.float32)
 
 
 class LabelChannelsConv(nn.Module):
@@ -197,20 +203,20 @@ class LabelChannelsConv(nn.Module):
   @nn.compact
   def __call__(self, x: Array, c: Array) -> Array:
     x = x.astype(self.dtype)
-    k, c_x = self.kernel, x.shape[-1]
-    w = self.param("kernel", kernel_init(self.weight_init), (k, k, c_x + c.shape[-1], self.features))
-    b = self.param("bias", bias_init(self.weight_init, k * k * (c_x + c.shape[-1])), (self.features,))
+    k, c_x, c_in = self.kernel, x.shape[-1], x.shape[-1] + c.shape[-1]
+    w = self.param("kernel", kernel_init(self.weight_init), (k, k, c_in, self.features))
+    b = self.param("bias", bias_init(self.weight_init, k * k * c_in), (self.features,))
 
-    def conv(inputs, kernel):
+    def correlate(inputs, kernel):
       return jax.lax.conv_general_dilated(inputs, kernel.astype(inputs.dtype),
                                           (self.strides,) * 2, "SAME",
                                           dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
     one_hot_images = jnp.broadcast_to(jnp.eye(c.shape[-1], dtype=x.dtype)[:, None, None, :],
                                       (c.shape[-1], *x.shape[1:3], c.shape[-1]))
-    maps = conv(one_hot_images, w[:, :, c_x:])  # [classes, H', W', features]
+    maps = correlate(one_hot_images, w[:, :, c_x:])  # [classes, H', W', features]
     label_part = jnp.einsum("bj,jhwf->bhwf", c.astype(x.dtype), maps)
-    return conv(x, w[:, :, :c_x]) + label_part + b.astype(x.dtype)
+    return correlate(x, w[:, :, :c_x]) + label_part + b.astype(x.dtype)
 
 
 class ConvEncoder(nn.Module):
@@ -227,16 +233,16 @@ class ConvEncoder(nn.Module):
     for i, (features, kernel) in enumerate(((32, 4), (64, 4), (128, 3))):
       if i == 0 and c is not None:
         # The label as extra constant channels (the report, section 3.2.1).
-        h = LabelChannelsConv(features, kernel, 2, self.dtype, self.weight_init, name="Conv_0")(h, c)
+        h = LabelChannelsConv(features, kernel, 2, self.dtype, self.weight_init,
+                              name="Conv_0")(h, c)
       else:
-        h = nn.Conv(features, (kernel, kernel), strides=(2, 2), padding="SAME",
-                    dtype=self.dtype, kernel_init=kernel_init(self.weight_init),
-                    bias_init=bias_init(self.weight_init, kernel * kernel * h.shape[-1]),
-                    name=f"Conv_{i}")(h)
+        h = conv(features, kernel, h.shape[-1], self.weight_init, self.dtype, strides=(2, 2),
+                 name=f"Conv_{i}")(h)
       h = nn.relu(h)
     h = h.reshape(h.shape[0], -1)
-    return dense(self.num_outputs, h.shape[-1], self.weight_init, self.dtype, self.head_init_scale)(
-        h).astype(jnp.float32)
+    head = dense(self.num_outputs, h.shape[-1], self.weight_init, self.dtype,
+                 self.head_init_scale)
+    return head(h).astype(jnp.float32)
 
 
 class MLPDecoder(nn.Module):
@@ -390,7 +396,8 @@ class VAE(nn.Module):
       steps, MADE width, context size). A joint family's standard prior is N(0, I); its learned
       prior is of the posterior's family where that density is tractable (full covariance),
       else a diagonal Gaussian (flows), and its mixture prior mixes diagonal Gaussians.
-    weight_init: initialization of every layer's weights and biases (``kernel_init``, ``bias_init``).
+    weight_init: initialization of every layer's weights and biases (``kernel_init``,
+      ``bias_init``).
     dtype: compute dtype of the encoder and decoder networks (``bfloat16`` on accelerators);
       parameters stay float32, and the latent heads, densities, KLs and likelihoods are float32.
   """
