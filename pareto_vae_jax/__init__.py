@@ -5,7 +5,8 @@ The mathematical core is importable on its own::
     from pareto_vae_jax import Pareto, kl_pareto, rsample, rsample_log, kl, log_prob
 """
 
-from pareto_vae_jax import _xla_workaround  # noqa: F401  (before JAX builds its CPU backend)
+from pareto_vae_jax import _xla_workaround  # (before JAX builds its CPU backend, if it can)
+from pareto_vae_jax._xla_workaround import cpu_compiler_options
 from pareto_vae_jax.distributions import (
     HEADS,
     Distribution,
@@ -28,6 +29,7 @@ from pareto_vae_jax.distributions import (
     elu_plus_one,
     family_info,
     family_names,
+    from_tfp,
     has_closed_form_joint_kl,
     has_closed_form_kl,
     is_joint,
@@ -56,6 +58,7 @@ from pareto_vae_jax.distributions import (
     rsample,
     rsample_log,
     softplus_floor,
+    to_tfp,
     variance,
 )
 

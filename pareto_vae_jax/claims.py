@@ -25,13 +25,14 @@ import numpy as np
 from absl import app, flags
 
 from pareto_vae_jax import distributions as D
+from pareto_vae_jax._xla_workaround import jit
 from pareto_vae_jax import evaluate, metrics, models, train
 
 
 def aggregate_draws(run: evaluate.Run, *, seed: int = 0, batch_size: int = 1000) -> np.ndarray:
   """One posterior draw per test example, in the latent's own space (z, not log z): [N, D]."""
 
-  @jax.jit
+  @jit
   def draw(params, x, y, index):
     q = run.model.apply(params, x, y, method=models.VAE.encode)
     keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.key(seed), index)

@@ -14,6 +14,7 @@ def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   # Data.
   c.dataset = "mnist"            # mnist | synthetic_lognormal | synthetic_pareto
+  c.data_dir = ""                # tensorflow-datasets dir for MNIST ("": ~/tensorflow_datasets)
   c.binarize = False             # dynamic binarization of [0, 1] pixels at every step
   c.noise = "none"               # denoising: none | normal | lognormal | uniform | inverse_gaussian
   c.noise_scale = 0.2            # the noise is noise_scale times a unit draw (train.NOISES)

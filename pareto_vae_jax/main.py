@@ -1,17 +1,20 @@
 r"""Command line: train and evaluate a (conditional) VAE with any registered latent family.
 
     python -m pareto_vae_jax.main --latent=pareto --conditional
-    python -m pareto_vae_jax.main --config=configs/mnist_cvae_report.py --latent=gaussian
+    python -m pareto_vae_jax.main --config=mnist_cvae_report --latent=gaussian
+    pareto-vae --config=configs/tpu.py --latent=pareto     # the console script; a path works too
 
 On several hosts (a TPU pod slice, Slurm), every process runs the same command with
 ``--multihost`` (see ``pareto_vae_jax.multihost`` and launch/):
 
-    python -m pareto_vae_jax.main --multihost --config=configs/tpu.py --latent=pareto --conditional
+    python -m pareto_vae_jax.main --multihost --config=tpu --latent=pareto --conditional
 
-Flags given here override the same fields of ``--config``; ``--config.<field>=value``
-overrides any other field.
+``--config`` takes a preset's name (``presets()``: the modules of ``pareto_vae_jax.configs``,
+the repository's ``configs/``) or a path to a config file. Flags given here override the same
+fields of ``--config``; ``--config.<field>=value`` overrides any other field.
 """
 
+import importlib.resources
 import os
 import platform
 import sys
@@ -36,8 +39,42 @@ def keep_freed_memory(command: list[str], environ=os.environ, execve=os.execve) 
   execve(command[0], command, dict(environ, GLIBC_TUNABLES=KEEP_FREED_MEMORY))
 
 
+def presets() -> list[str]:
+  """Names ``--config`` accepts for the presets shipped in ``pareto_vae_jax.configs``."""
+  folder = importlib.resources.files("pareto_vae_jax.configs")
+  return sorted(p.name[:-3] for p in folder.iterdir()
+                if p.name.endswith(".py") and not p.name.startswith("_"))
+
+
+def resolve_config_argument(argv: list[str]) -> list[str]:
+  """``argv`` with a preset name in ``--config=NAME[:args]`` replaced by its file's path.
+
+  A value that names an existing file, or has a path separator or ``.py``, is left as it is
+  (a path to a config file). An unknown name raises ``SystemExit`` listing the presets,
+  before anything runs.
+  """
+  out = list(argv)
+  for i, arg in enumerate(out):
+    if arg == "--config" and i + 1 < len(out):
+      i, value, prefix = i + 1, out[i + 1], ""
+    elif arg.startswith("--config="):
+      value, prefix = arg[len("--config="):], "--config="
+    else:
+      continue
+    name, colon, rest = value.partition(":")
+    if os.path.exists(name) or os.sep in name or "/" in name or name.endswith(".py"):
+      continue
+    if name not in presets():
+      raise SystemExit(f"--config={value}: no preset named {name!r} and no such file. Presets: "
+                       f"{', '.join(presets())}; or give the path to a config file.")
+    path = importlib.resources.files("pareto_vae_jax.configs") / f"{name}.py"
+    out[i] = f"{prefix}{path}{colon}{rest}"
+  return out
+
+
 if __name__ == "__main__":  # before JAX is imported
   keep_freed_memory([sys.executable, "-m", "pareto_vae_jax.main", *sys.argv[1:]])
+  sys.argv[1:] = resolve_config_argument(sys.argv[1:])
 
 # pylint: disable=wrong-import-position
 import jax  # noqa: E402
@@ -86,6 +123,13 @@ def main(argv):
   multihost.say(f"Training {run_name(config)} into {workdir} on {jax.process_count()} "
                 f"process(es), {jax.device_count()} {jax.default_backend()} device(s)")
   train.train_and_evaluate(config, workdir)
+
+
+def console() -> None:
+  """The ``pareto-vae`` console script: the same as ``python -m pareto_vae_jax.main``."""
+  keep_freed_memory([sys.executable, "-m", "pareto_vae_jax.main", *sys.argv[1:]])
+  sys.argv[1:] = resolve_config_argument(sys.argv[1:])
+  app.run(main)
 
 
 if __name__ == "__main__":

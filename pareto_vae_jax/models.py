@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Sequence
 
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -479,10 +480,23 @@ class VAE(nn.Module):
     return jax.nn.one_hot(y, self.num_classes)
 
   def encode(self, x: Array, y: Array | None = None) -> D.Distribution:
+    # Shapes at the model's boundary, checked while tracing (free at run time): a batch of
+    # examples of rank len(input_shape) (the encoder's input may carry extra channels), and
+    # one label per example for a CVAE.
+    chex.assert_rank(x, 1 + len(self.input_shape))
+    self._check_labels(y, x.shape[0])
     return self.posterior_head(self.encoder(x, self.one_hot(y)))
 
   def decode(self, z: Array, y: Array | None = None) -> Array:
+    chex.assert_axis_dimension(z, -1, self.latent_dim)
+    self._check_labels(y, z.shape[0])
     return self.decoder(z, self.one_hot(y))
+
+  def _check_labels(self, y: Array | None, batch: int) -> None:
+    if self.num_classes and y is None:
+      raise ValueError("This is a conditional model (num_classes > 0): pass the labels y.")
+    if self.num_classes:
+      chex.assert_shape(y, (batch,))
 
   def prior_dist(self, y: Array | None, batch: int) -> D.Distribution | mixture.Mixture:
     if self.prior == "learned":

@@ -18,6 +18,7 @@ import numpy as np
 from absl import logging
 
 from pareto_vae_jax import distributions as D
+from pareto_vae_jax._xla_workaround import jit
 from pareto_vae_jax.distributions import joint
 from pareto_vae_jax import models
 
@@ -109,12 +110,15 @@ _JITTED_SIZE = 8
 
 
 def _jitted(kind: tuple, model: models.VAE, config, fn: Callable) -> Callable:
-  """``jax.jit(fn)``, or the one made earlier for the same ``kind``, model and config."""
+  """``jit(fn)``, or the one made earlier for the same ``kind``, model and config.
+
+  ``jit`` is ``jax.jit`` with the CPU workaround's options (``_xla_workaround``).
+  """
   key = (kind, repr(model), config.to_json_best_effort())
   if key in _JITTED:
     _JITTED.move_to_end(key)
   else:
-    _JITTED[key] = jax.jit(fn)
+    _JITTED[key] = jit(fn)
     if len(_JITTED) > _JITTED_SIZE:
       _JITTED.popitem(last=False)
   return _JITTED[key]

@@ -25,6 +25,7 @@ import optax
 from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from pareto_vae_jax._xla_workaround import jit
 from pareto_vae_jax import checkpoint as ckpt_lib
 from pareto_vae_jax import data as data_lib
 from pareto_vae_jax import distributions as D
@@ -379,9 +380,9 @@ def init_state(model: models.VAE, tx, ds: data_lib.Dataset, config) -> TrainStat
   y = jnp.zeros((1,), jnp.int32)
   # Jitted: run eagerly, each initializer op would compile on its own (seconds on a CPU).
   # Initialization draws from its own stream, separate from the per-step fold_in(rng, step).
-  params = jax.jit(model.init)(jax.random.split(rng)[1], x, y)
+  params = jit(model.init)(jax.random.split(rng)[1], x, y)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    opt_state=jax.jit(tx.init)(params), rng=rng)
+                    opt_state=jit(tx.init)(params), rng=rng)
 
 
 def _run_steps(body: Callable, state, xs, straight_line: bool):
@@ -421,7 +422,7 @@ def make_chunk_runner(train_step: Callable, mesh: Mesh, *, straight_line: bool =
 
     return _run_steps(body, state, indices, straight_line)
 
-  return jax.jit(run, donate_argnums=0)
+  return jit(run, donate_argnums=0)
 
 
 def make_fed_chunk_runner(train_step: Callable, mesh: Mesh, *, straight_line: bool = False
@@ -438,7 +439,7 @@ def make_fed_chunk_runner(train_step: Callable, mesh: Mesh, *, straight_line: bo
   def run(state, batches):
     return _run_steps(lambda s, b: train_step(s, b, s.rng), state, batches, straight_line)
 
-  return jax.jit(run, donate_argnums=0, out_shardings=replicated)
+  return jit(run, donate_argnums=0, out_shardings=replicated)
 
 
 def uses_straight_line(config) -> bool:
@@ -468,7 +469,7 @@ def steps_per_dispatch(config) -> int:
 def make_eval_fn(model: models.VAE, config, num_samples: int) -> Callable:
   """Per-example test ELBO terms and the IWAE bound with ``num_samples`` importance samples."""
 
-  @jax.jit
+  @jit
   def evaluate_batch(params, batch, key):
     terms = forward(model, config, params, batch, key)
     x, y = observed(config, batch, key), batch.get("y")  # the draw the ELBO terms scored
@@ -580,7 +581,8 @@ def fit(config: ml_collections.ConfigDict, workdir: str):
                      "filesystem. Mount the bucket on every host (e.g. gcsfuse, or an NFS / "
                      "Filestore share) and pass the mount point, e.g. --workdir=/mnt/runs/x.")
   os.makedirs(workdir, exist_ok=True)
-  ds = data_lib.load_dataset(config.dataset, seed=config.seed)
+  ds = data_lib.load_dataset(config.dataset, seed=config.seed,
+                             data_dir=config.get("data_dir", ""))
   mesh = multihost.global_mesh()
   _check_config(config, ds, mesh.size)
 

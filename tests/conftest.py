@@ -5,8 +5,9 @@ The flag must be set before JAX initializes its backends, hence here and not in 
 
 import os
 
-os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
+import chex
+
+chex.set_n_cpu_devices(4)  # into XLA_FLAGS, which subprocesses and notebook kernels inherit
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 # The XLA:CPU miscompilation workaround, before any test module builds the backend.

@@ -47,4 +47,5 @@ from pareto_vae_jax.distributions.full_cov_gaussian import (
     kl_full_cov_standard,
 )
 from pareto_vae_jax.distributions.flows import IAF, PlanarFlow
+from pareto_vae_jax.distributions.interop import from_tfp, to_tfp
 from pareto_vae_jax.distributions import joint_families as _joint_families  # registers them
