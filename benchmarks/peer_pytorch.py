@@ -187,7 +187,7 @@ class OurTrainer:
                                  steps_per_epoch=len(ds.train_x) // config.batch_size)
     self.state, self.run_chunk = train.make_trainer_runner(
         config, ds, step, train.init_state(model, tx, ds, config), multihost.global_mesh())
-    self.dispatch = train.steps_per_dispatch(config) or len(ds.train_x) // config.batch_size
+    self.dispatch = train.steps_per_dispatch(config, len(ds.train_x) // config.batch_size)
 
   def run(self, indices: np.ndarray) -> float:
     for start in range(0, len(indices), self.dispatch):  # the trainer's chunks

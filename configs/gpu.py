@@ -1,7 +1,7 @@
 r"""MNIST on one or more GPU hosts: the report's conv net, a global batch of 512, 100 epochs.
 
     bash launch/gpu.sh
-    python -m pareto_vae_jax.main --config=configs/gpu.py --latent=pareto --conditional
+    python -m pareto_vae_jax.main --config=gpu --latent=pareto --conditional
     sbatch launch/gpu_slurm.sbatch
 
 Not yet run on a GPU: the learning rate is the default's, untuned for this batch.

@@ -1,8 +1,8 @@
 r"""The heavy-tailed latent study at its own scale: latent 10, lr 3e-4, batch 512, beta 0.01, MSE.
 
-    python -m pareto_vae_jax.main --config=configs/heavy_tail_study.py --latent=lognormal
-    python -m pareto_vae_jax.main --config=configs/heavy_tail_study.py --latent=inverse_gaussian
-    python -m pareto_vae_jax.main --config=configs/heavy_tail_study.py --latent=pareto
+    python -m pareto_vae_jax.main --config=heavy_tail_study --latent=lognormal
+    python -m pareto_vae_jax.main --config=heavy_tail_study --latent=inverse_gaussian
+    python -m pareto_vae_jax.main --config=heavy_tail_study --latent=pareto
 
 Its loss is 1/2 (MSE + beta KL) (section 2.3, eq. 3). The squared error is summed over the
 pixels (``sse``): its MNIST errors (5.6 at beta = 0.01, table 2) are on that scale, while the

@@ -4,7 +4,7 @@ Latent 2, lr 3e-4, 50 epochs, batch 100, beta 0.01, loss 1/2 (SSE + beta KL); sm
 weights of the encoder's last layer, which the study needed for a stable LogNormal latent on
 these raw inputs (section 3.2, figure 10).
 
-    python -m pareto_vae_jax.main --config=configs/heavy_tail_synthetic.py --latent=lognormal
+    python -m pareto_vae_jax.main --config=heavy_tail_synthetic --latent=lognormal
 """
 
 from pareto_vae_jax import config as default

@@ -2,12 +2,12 @@ r"""The MNIST CVAE report at its own scale (its tables 1-3): conv net, 2-D laten
 
 VAE and CVAE with a Gaussian latent, as in the report:
 
-    python -m pareto_vae_jax.main --config=configs/mnist_cvae_report.py --latent=gaussian
-    python -m pareto_vae_jax.main --config=configs/mnist_cvae_report.py --latent=gaussian --conditional
+    python -m pareto_vae_jax.main --config=mnist_cvae_report --latent=gaussian
+    python -m pareto_vae_jax.main --config=mnist_cvae_report --latent=gaussian --conditional
 
 The same with a Pareto latent and the learned conditional prior:
 
-    python -m pareto_vae_jax.main --config=configs/mnist_cvae_report.py --latent=pareto --conditional --prior=learned
+    python -m pareto_vae_jax.main --config=mnist_cvae_report --latent=pareto --conditional --prior=learned
 """
 
 from pareto_vae_jax import config as default

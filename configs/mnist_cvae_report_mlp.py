@@ -3,9 +3,9 @@ r"""The MNIST CVAE report's training setup (table 3) with the MLP encoder/decode
 The report's conv net costs ~0.15 s a step on a 2-core CPU under XLA (docs/benchmarks.md), 35
 minutes a run; this variant keeps everything else (2-D latent, batch 128, Adam 1e-3, 30 epochs,
 10-epoch warm-up, BCE) and is what docs/RESULTS.md ran on CPU. On a GPU use
-configs/mnist_cvae_report.py.
+``--config=mnist_cvae_report``.
 
-    python -m pareto_vae_jax.main --config=configs/mnist_cvae_report_mlp.py --latent=gaussian --conditional
+    python -m pareto_vae_jax.main --config=mnist_cvae_report_mlp --latent=gaussian --conditional
 """
 
 from pareto_vae_jax import config as default

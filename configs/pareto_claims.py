@@ -4,7 +4,7 @@ synthetic_pareto: 16-D observations mixed from 4 independent Pareto factors with
 (1.5, 2, 3, 5), kept for evaluation. A 4-D latent, unconditional (the labels are derived from
 the factors), Gaussian likelihood; compare families with
 
-    python -m pareto_vae_jax.main --config=configs/pareto_claims.py --latent=pareto
+    python -m pareto_vae_jax.main --config=pareto_claims --latent=pareto
     python -m pareto_vae_jax.claims --workdir=runs/synthetic_pareto-pareto-vae-standard-seed0
 """
 

@@ -1,7 +1,7 @@
 r"""MNIST on a TPU VM or pod slice: the report's conv net, a global batch of 1024, 100 epochs.
 
     WORKDIR=/mnt/shared/pareto-vae/pareto-cvae bash launch/tpu_vm.sh all
-    python -m pareto_vae_jax.main --multihost --config=configs/tpu.py --latent=pareto --conditional --workdir=/mnt/shared/pareto-vae/pareto-cvae
+    python -m pareto_vae_jax.main --multihost --config=tpu --latent=pareto --conditional --workdir=/mnt/shared/pareto-vae/pareto-cvae
 
 The second command runs on every worker at once (``launch/tpu_vm.sh train`` starts it so).
 Not yet run on a TPU: the learning rate is the default's, untuned for this batch.

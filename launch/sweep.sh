@@ -2,9 +2,9 @@
 # Trains every latent family x {VAE, CVAE} x {standard, learned prior}, then evaluates them all.
 #
 #   bash launch/sweep.sh                                    # MNIST, the default config
-#   bash launch/sweep.sh --config=configs/gpu.py            # flags after the script go to every run
+#   bash launch/sweep.sh --config=gpu                       # flags after the script go to every run
 #   FAMILIES="gaussian pareto" bash launch/sweep.sh --config.num_epochs=1
-#   SWEEP_DIR=runs/sweep-gpu IWAE=64 bash launch/sweep.sh --config=configs/gpu.py
+#   SWEEP_DIR=runs/sweep-gpu IWAE=64 bash launch/sweep.sh --config=gpu
 #   DRY_RUN=1 bash launch/sweep.sh                          # print the commands only
 #
 # Settings (environment, with defaults): PYTHON=python, SWEEP_DIR=runs/sweep, FAMILIES (every

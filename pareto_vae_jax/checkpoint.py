@@ -193,6 +193,19 @@ class Checkpointer:
       return step, dict(meta)
     return None
 
+  def wait_until_finished(self) -> None:
+    """Blocks until an asynchronous save has been written whole."""
+    self._manager.wait_until_finished()
+
+  def reached_preemption(self, step: int) -> bool:
+    """Whether every process of a multi-process run has reached the pre-emption sync point.
+
+    Orbax's ``reached_preemption``: JAX's distributed service hears the scheduler's notice
+    (SIGTERM, or a TPU VM's maintenance event) and has all processes agree on one step; False
+    in a single process, where ``train.PreemptionWatch`` catches SIGTERM itself.
+    """
+    return self._manager.reached_preemption(step)
+
   def save(
       self,
       step: int,

@@ -51,7 +51,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.learning_rate = 1e-3         # Adam
   c.grad_clip = 100.0            # global-norm clip; rarely active, guards heavy-tailed draws
   c.seed = 0                     # initialization, data order and sampling
-  c.steps_per_dispatch = 0       # steps per compiled call; 0: the epoch (conv on CPU: 1)
+  c.steps_per_dispatch = 0       # steps per compiled call; 0: auto (conv on CPU: 1)
+  c.chunks_per_epoch = 10        # auto: about this many calls per epoch, for the progress line
   # Checkpoints and evaluation.
   c.checkpoint_every_steps = 0   # also save every N steps inside an epoch (0: at epoch ends)
   c.keep_checkpoints = 3         # the last k checkpoints are kept

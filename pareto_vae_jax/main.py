@@ -17,6 +17,7 @@ fields of ``--config``; ``--config.<field>=value`` overrides any other field.
 import importlib.resources
 import os
 import platform
+import signal
 import sys
 
 # glibc's malloc: freed blocks of any size stay with the process instead of going back to the OS.
@@ -79,7 +80,7 @@ if __name__ == "__main__":  # before JAX is imported
 # pylint: disable=wrong-import-position
 import jax  # noqa: E402
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from pareto_vae_jax import data, distributions, multihost, train  # noqa: E402
@@ -112,6 +113,10 @@ def run_name(config) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  if not flags.FLAGS["verbosity"].present:
+    # The run's own lines only: Orbax logs ~50 INFO lines per checkpoint. --verbosity=0 (or
+    # -v 0) shows them again.
+    logging.set_verbosity(logging.WARNING)
   multihost.initialize(_MULTIHOST.value)  # before anything else touches the devices
   config = flags.FLAGS.config
   for field, flag in (("latent", _LATENT), ("conditional", _CONDITIONAL), ("prior", _PRIOR),
@@ -122,7 +127,12 @@ def main(argv):
   workdir = _WORKDIR.value or os.path.join("runs", run_name(config))
   multihost.say(f"Training {run_name(config)} into {workdir} on {jax.process_count()} "
                 f"process(es), {jax.device_count()} {jax.default_backend()} device(s)")
-  train.train_and_evaluate(config, workdir)
+  try:
+    train.train_and_evaluate(config, workdir)
+  except train.Preempted:
+    # Saved and told where; 128 + SIGTERM, the status of a process ended by that signal, so
+    # that a scheduler's retry (or `until ...; do ...; done`) starts it again to resume.
+    sys.exit(128 + signal.SIGTERM)
 
 
 def console() -> None:

@@ -11,9 +11,10 @@ prints, at most every ``every_seconds`` and always once at completion, lines suc
     iwae   1984/10000   19.8%  41.3 ex/s  ETA 3m14s  nll 95.12
     iwae  10000/10000  100.0%  41.1 ex/s  done in 4m03s  nll 94.87
 
-Each report is a whole line (no carriage returns), so it reads the same in a terminal, a log
-file and a notebook. ``enabled=False`` prints nothing: pass ``jax.process_index() == 0`` so that
-only one process of a multi-host run reports.
+In a log file or a notebook each report is a whole line. On a terminal (``live``: the stream
+is a TTY) the line is redrawn in place every ``live_seconds`` instead, and ``say`` prints
+other lines above it. ``enabled=False`` prints nothing: pass ``jax.process_index() == 0`` so
+that only one process of a multi-host run reports.
 
 The rate leaves out the first update: with a jitted function that update carries the
 compilation, which would otherwise drag the rate (and lengthen the ETA) for the rest of the
@@ -83,6 +84,8 @@ class Progress:
     unit: the name of one unit of work in the rate (``it/s``).
     initial: the work already done when counting starts (a resumed run); it counts towards
       the fraction done but not towards the rate.
+    live: redraw one line in place (carriage return) every ``live_seconds``; None: when the
+      stream is a terminal.
 
   Also a context manager whose exit calls ``close``.
   """
@@ -90,7 +93,7 @@ class Progress:
   def __init__(self, total: int, label: str, *, every_seconds: float = 10.0,
                stream: TextIO | None = None, enabled: bool = True,
                clock: Callable[[], float] = time.monotonic, unit: str = "it",
-               initial: int = 0):
+               initial: int = 0, live: bool | None = None, live_seconds: float = 0.5):
     if total < 0:
       raise ValueError(f"Progress total must be >= 0; got {total}.")
     self.total = total
@@ -109,6 +112,9 @@ class Progress:
     self._fields: dict = {}
     self._printed_latest = True  # nothing to report before the first update
     self._finished = False
+    self._live = live
+    self._live_seconds = live_seconds
+    self._drawn = False  # a live line is on the screen, without its newline
 
   def rate(self) -> float | None:
     """Units per second as of the latest update (see the module docstring); None if unknown."""
@@ -155,7 +161,8 @@ class Progress:
     if self.done >= self.total:
       self._finished = True
       self._print()
-    elif self._now - self._last_print >= self.every_seconds:
+    elif self._now - self._last_print >= (self._live_seconds if self.live else
+                                          self.every_seconds):
       self._print()
     else:
       self._printed_latest = False
@@ -164,12 +171,43 @@ class Progress:
     """Prints the latest update if it was not printed (work stopped short of ``total``)."""
     if not self._printed_latest:
       self._print()
+    if self._drawn and self.enabled:  # a live line stopped short: end it
+      stream = self._stream or sys.stdout
+      stream.write("\n")
+      stream.flush()
+      self._drawn = False
+
+  @property
+  def live(self) -> bool:
+    if self._live is None:
+      stream = self._stream or sys.stdout
+      return bool(getattr(stream, "isatty", lambda: False)())
+    return self._live
+
+  def say(self, message: str) -> None:
+    """Prints ``message`` as a line of its own (above a live line, which is redrawn after)."""
+    if not self.enabled:
+      return
+    stream = self._stream or sys.stdout
+    if self._drawn:
+      stream.write("\r\033[K")
+    print(message, file=stream, flush=True)
+    if self._drawn:
+      stream.write("\r\033[K" + self.line())
+      stream.flush()
 
   def _print(self) -> None:
     self._last_print = self._now
     self._printed_latest = True
-    if self.enabled:
-      print(self.line(), file=self._stream or sys.stdout, flush=True)
+    if not self.enabled:
+      return
+    stream = self._stream or sys.stdout
+    if not self.live:
+      print(self.line(), file=stream, flush=True)
+      return
+    stream.write("\r\033[K" + self.line() + ("\n" if self._finished else ""))
+    stream.flush()
+    self._drawn = not self._finished
 
   def __enter__(self) -> Progress:
     return self

@@ -23,6 +23,25 @@ from pareto_vae_jax.distributions import joint
 from pareto_vae_jax import models
 
 
+def format_config(config, width: int = 100) -> str:
+  """The config as ``field=value`` pairs in sorted order, wrapped to ``width`` columns."""
+  import textwrap
+  pairs = [f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"
+           for k, v in sorted(config.to_dict().items())]
+  return textwrap.fill(" ".join(pairs), width, initial_indent="config: ",
+                       subsequent_indent="  ", break_on_hyphens=False)
+
+
+def write_config(workdir: str, config) -> str:
+  """Writes ``config.json`` into ``workdir`` (atomically: a whole file or the old one)."""
+  path = os.path.join(workdir, "config.json")
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with open(tmp, "w") as f:
+    f.write(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
+  os.replace(tmp, path)
+  return path
+
+
 class MetricWriter:
   """Appends ``{"step", "split", **metrics}`` to ``metrics.jsonl`` and to TensorBoard events."""
 
@@ -65,6 +84,21 @@ class MetricWriter:
                       tag, step, values.size - finite.size, values.size)
     if finite.size:
       self._tb.add_histogram(tag, finite, step)
+
+  def write_hparams(self, hparams: dict, metrics: dict[str, float], split: str = "test") -> None:
+    """Records ``hparams`` and the final ``metrics`` for TensorBoard's HParams tab.
+
+    ``hparams`` holds numbers, strings and booleans (other values as their ``str``). The
+    metrics' values are those written by ``write_scalars(step, metrics, split)``, which the
+    tab reads from the same tags, ``<split>/<name>``; write them too.
+    """
+    from tensorboardX.summary import hparams as hparams_summaries
+    values = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
+              for k, v in hparams.items()}
+    tags = {f"{split}/{name}": float(value) for name, value in metrics.items()}
+    for summary in hparams_summaries(values, tags):  # experiment, session start, session end
+      self._tb.file_writer.add_summary(summary)
+    self._tb.flush()
 
   def flush(self) -> None:
     self._tb.flush()

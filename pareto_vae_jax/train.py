@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import threading
 import time
 from typing import Any, Callable
 
@@ -44,6 +46,13 @@ MODEL_KEYS = ("dataset", "latent", "conditional", "prior", "latent_dim", "archit
               "upsampling", "decoder_input", "pareto_alpha0", "pareto_scale", "likelihood",
               "noise", "noise_channels", "pareto_posterior_scale", "prior_components",
               "flow_layers", "iaf_steps", "iaf_hidden", "iaf_context")
+
+# What TensorBoard's HParams tab lines runs up by: the fields that define the model, and those
+# of its training.
+HPARAM_KEYS = MODEL_KEYS + ("binarize", "noise_scale", "gaussian_scale", "head_init_scale",
+                            "weight_init", "dtype", "beta", "warmup_epochs", "free_bits",
+                            "batch_size", "num_epochs", "learning_rate", "grad_clip", "seed",
+                            "iwae_samples")
 
 # Pixel noise of the denoising experiments (the heavy-tail study, section 3.6), before
 # ``noise_scale``: Normal(0, 1), LogNormal(0, 0.5), Uniform(0, 1), InverseGaussian(1, 1).
@@ -447,19 +456,75 @@ def uses_straight_line(config) -> bool:
   return config.architecture == "conv" and jax.default_backend() == "cpu"
 
 
-def steps_per_dispatch(config) -> int:
-  """Steps per compiled call: the whole epoch, except one step for conv models on CPU.
+def steps_per_dispatch(config, steps_per_epoch: int) -> int:
+  """Steps per compiled call; chunks of steps end at its multiples (and at epoch ends).
 
-  Conv on CPU: a straight-line chunk is compiled for its length, and chunks of different
-  lengths round differently, so one step per call keeps a resumed run bit-identical to an
-  uninterrupted one whatever step it stopped at. With ``config.steps_per_dispatch = n`` chunks
-  end at multiples of n (and at epoch ends), so resuming from those checkpoints stays exact,
-  but a stop elsewhere (``halt_after_steps``, ``checkpoint_every_steps`` not a multiple of n)
-  changes the rounding after it.
+  ``config.steps_per_dispatch`` when set. Else one step for conv models on CPU: a
+  straight-line chunk is compiled for its length, and chunks of different lengths round
+  differently, so one step per call keeps a resumed run bit-identical to an uninterrupted one
+  whatever step it stopped at. Else about ``steps_per_epoch / config.chunks_per_epoch``, so
+  that the progress line moves inside an epoch on every backend (``chunk_length``). A scanned
+  chunk's steps round the same whatever its length, so only the time per call changes.
+
+  With an explicit ``n`` on the straight-line path, resuming from checkpoints at multiples of
+  n stays exact, but a stop elsewhere (``halt_after_steps``, ``checkpoint_every_steps`` not a
+  multiple of n) changes the rounding after it.
   """
   if config.steps_per_dispatch:
     return config.steps_per_dispatch
-  return 1 if uses_straight_line(config) else 0
+  if uses_straight_line(config):
+    return 1
+  return chunk_length(steps_per_epoch, config.get("chunks_per_epoch", 1))
+
+
+def chunk_length(steps_per_epoch: int, chunks: int) -> int:
+  """Steps per chunk for about ``chunks`` chunks per epoch; a divisor of the epoch if one is near.
+
+  A divisor within a factor 1.5 of ``steps_per_epoch / chunks`` makes every chunk the same
+  length (one compilation); otherwise the last chunk of each epoch is shorter (two).
+
+  >>> chunk_length(468, 10), chunk_length(467, 10), chunk_length(468, 1)
+  (52, 47, 468)
+  """
+  if chunks <= 1 or steps_per_epoch <= chunks:
+    return steps_per_epoch if chunks <= 1 else 1
+  target = steps_per_epoch / chunks
+  divisors = [d for d in range(1, steps_per_epoch + 1)
+              if steps_per_epoch % d == 0 and target / 1.5 <= d <= target * 1.5]
+  if divisors:
+    return min(divisors, key=lambda d: (abs(math.log(d / target)), d))
+  return math.ceil(target)
+
+
+def chunk_end(config, step: int, steps_per_epoch: int, profile: tuple[int, int] | None) -> int:
+  """Where the chunk that starts at ``step`` ends, as an offset into its epoch.
+
+  A chunk ends at the epoch's end, at a multiple of ``steps_per_dispatch``, at a checkpoint
+  step (``checkpoint_every_steps``), at ``halt_after_steps``, and at the edges of the profiled
+  window (which forms chunks of its own).
+  """
+  offset = step % steps_per_epoch
+  ends = [steps_per_epoch]
+  dispatch = steps_per_dispatch(config, steps_per_epoch)
+  ends.append((offset // dispatch + 1) * dispatch)
+  if config.checkpoint_every_steps:
+    every = config.checkpoint_every_steps
+    ends.append(offset + every - step % every)
+  if config.halt_after_steps:
+    ends.append(offset + config.halt_after_steps - step)
+  if profile and step < profile[1]:
+    ends.append(offset + (profile[0] if step < profile[0] else profile[1]) - step)
+  return min(ends)
+
+
+def saves_after(config, step: int, steps_per_epoch: int) -> bool:
+  """Whether a checkpoint is written once ``step`` steps are done.
+
+  At every epoch end, every ``checkpoint_every_steps`` and at ``halt_after_steps``.
+  """
+  every, halt = config.checkpoint_every_steps, config.halt_after_steps
+  return (step % steps_per_epoch == 0 or bool(every and step % every == 0)
+          or bool(halt and step >= halt))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -601,6 +666,11 @@ def fit(config: ml_collections.ConfigDict, workdir: str):
                                        max_to_keep=config.keep_checkpoints)
   try:
     restored = checkpointer.restore_latest(state, meta, compat_keys=compat)
+    # The config as run, once the workdir's checkpoints are known to be of this model (else
+    # the error above left everything as it was) and before training writes anything.
+    if multihost.is_primary():
+      reporting.write_config(workdir, config)
+      multihost.say(reporting.format_config(config))
     if restored is not None:
       state, _, step = restored
       logging.info("Resumed from the checkpoint at step %d in %s.", step, workdir)
@@ -637,10 +707,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   results["finished"] = step >= total_steps
   if not multihost.is_primary():
     return results
+  scalars = {k: v for k, v in results.items() if isinstance(v, float)}
   writer = reporting.MetricWriter(workdir)
   try:
-    writer.write_scalars(step, {k: v for k, v in results.items() if isinstance(v, float)},
-                         "test")
+    writer.write_scalars(step, scalars, "test")
+    if results["finished"]:  # the run as one row of TensorBoard's HParams tab
+      writer.write_hparams({k: config.get(k) for k in HPARAM_KEYS}, scalars, "test")
   finally:
     writer.close()
   if results["finished"]:
@@ -663,6 +735,52 @@ def _finished_metrics(workdir: str, step: int) -> dict | None:
   return saved
 
 
+class Preempted(Exception):
+  """Training stopped at a pre-emption notice after saving a checkpoint at ``step``."""
+
+  def __init__(self, step: int):
+    super().__init__(f"Pre-empted: saved a checkpoint at step {step}; the same command "
+                     "resumes from it.")
+    self.step = step
+
+
+class PreemptionWatch:
+  """Notices pre-emption: SIGTERM (one process) or Orbax's sync point (several processes).
+
+  A spot/pre-emptible VM, Slurm's pre-emption and Kubernetes all send SIGTERM and give the
+  process some seconds before SIGKILL. In one process the handler only sets a flag, which the
+  loop reads after each chunk (a fraction of an epoch, ``steps_per_dispatch``), saves and
+  stops. Several processes must stop at the same step: there JAX's distributed service hears
+  the signal and ``Checkpointer.reached_preemption`` says when all agree, so no handler is
+  installed (it would shadow JAX's). ``restore`` puts the previous handler back.
+  """
+
+  def __init__(self, checkpointer):
+    self._checkpointer = checkpointer
+    self._signalled = False
+    self._previous = None
+
+  def install(self) -> PreemptionWatch:
+    if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._on_signal)
+    return self
+
+  def restore(self) -> None:
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+      self._previous = None
+
+  def _on_signal(self, signum, frame) -> None:
+    del signum, frame
+    self._signalled = True
+
+  def reached(self, step: int) -> bool:
+    """Whether to save at ``step`` and stop."""
+    if jax.process_count() > 1:
+      return self._checkpointer.reached_preemption(step)
+    return self._signalled
+
+
 def _train(config, ds, model, tx, state, mesh, checkpointer, workdir, steps_per_epoch,
            meta) -> TrainState:
   """The epoch loop: compiled chunks of steps, checkpoints, a line and metrics per epoch."""
@@ -671,15 +789,14 @@ def _train(config, ds, model, tx, state, mesh, checkpointer, workdir, steps_per_
   state, run_chunk = make_trainer_runner(config, ds, train_step, state, mesh)
   primary = multihost.is_primary()
   writer = reporting.MetricWriter(workdir) if primary else None
-  # Where chunks are shorter than an epoch (conv models on CPU, steps_per_dispatch), a line with
-  # the ETA at most every 10 s between the epoch lines (which have their own ETA).
+  # Chunks are a fraction of an epoch (``steps_per_dispatch``): the progress line, with the
+  # run's ETA, moves inside every epoch; live on a terminal, else a line every 10 s.
   progress = progress_lib.Progress(total_steps, "train", initial=int(state.step),
-                                   enabled=primary and steps_per_dispatch(config) > 0,
-                                   unit="steps")
+                                   enabled=primary, unit="steps")
   profile_steps = _profile_window(config, int(state.step))
+  preemption = PreemptionWatch(checkpointer).install()
   try:
     step = int(state.step)
-    dispatch = steps_per_dispatch(config)
     epoch_start, epoch_metrics = time.time(), []
     batches = (None, None)  # (epoch, its batches of indices), drawn once per epoch
     while step < total_steps:
@@ -692,31 +809,18 @@ def _train(config, ds, model, tx, state, mesh, checkpointer, workdir, steps_per_
         order = data_lib.epoch_permutation(config.seed, epoch, len(ds.train_x))
         order = order[:steps_per_epoch * config.batch_size]
         batches = (epoch, order.reshape(steps_per_epoch, -1))
-      indices = batches[1]
-      # A chunk (one compiled scan) ends at the epoch's end, a checkpoint step, or the halt step.
-      end = steps_per_epoch
-      if config.checkpoint_every_steps:
-        every = config.checkpoint_every_steps
-        end = min(end, offset + every - step % every)
-      if config.halt_after_steps:
-        end = min(end, offset + config.halt_after_steps - step)
-      if dispatch:  # at multiples of the chunk size, so a resumed run cuts where this one does
-        end = min(end, (offset // dispatch + 1) * dispatch)
-      if profile_steps and step < profile_steps[1]:  # the profiled steps form chunks of their own
-        cut = profile_steps[0] if step < profile_steps[0] else profile_steps[1]
-        end = min(end, offset + cut - step)
+      end = chunk_end(config, step, steps_per_epoch, profile_steps)
       tracing = bool(profile_steps) and step == profile_steps[0]
       if tracing:
         jax.profiler.start_trace(os.path.join(workdir, "profile"))
-      state, metrics = run_chunk(state, indices[offset:end])
+      state, metrics = run_chunk(state, batches[1][offset:end])
       metrics = jax.device_get(metrics)
       if tracing:
         jax.block_until_ready(state)
         jax.profiler.stop_trace()
-        if primary:
-          print(f"Profiled steps {profile_steps[0]}-{profile_steps[1] - 1} into "
-                f"{os.path.join(workdir, 'profile')} (open with TensorBoard's profile plugin or "
-                "Perfetto).", flush=True)
+        progress.say(f"Profiled steps {profile_steps[0]}-{profile_steps[1] - 1} into "
+                     f"{os.path.join(workdir, 'profile')} (open with TensorBoard's profile "
+                     "plugin or Perfetto).")
       if not all(np.isfinite(v).all() for v in metrics.values()):
         bad = {k: float(np.asarray(v)[~np.isfinite(v)][0]) for k, v in metrics.items()
                if not np.isfinite(v).all()}
@@ -727,11 +831,14 @@ def _train(config, ds, model, tx, state, mesh, checkpointer, workdir, steps_per_
       epoch_metrics.append(metrics)
       step = int(state.step)
       progress.update(end - offset, loss=float(np.mean(metrics["loss"])))
-      if end == steps_per_epoch or (config.checkpoint_every_steps
-                                    and step % config.checkpoint_every_steps == 0) or (
-                                        config.halt_after_steps
-                                        and step >= config.halt_after_steps):
+      preempted = preemption.reached(step)
+      if saves_after(config, step, steps_per_epoch) or preempted:
         checkpointer.save(step, state, meta | {"epoch": epoch, "offset": end}, force=True)
+      if preempted:
+        checkpointer.wait_until_finished()
+        progress.say(f"Pre-emption notice: saved a checkpoint at step {step} in {workdir}; "
+                     "run the same command again to resume from it.")
+        raise Preempted(step)
       if end == steps_per_epoch:
         summary = {k: float(np.mean(np.concatenate([np.ravel(m[k]) for m in epoch_metrics])))
                    for k in epoch_metrics[0]}
@@ -753,11 +860,12 @@ def _train(config, ds, model, tx, state, mesh, checkpointer, workdir, steps_per_
           reporting.write_tensorboard_summaries(writer, step, model,
                                                 jax.device_get(state.params), ds, config,
                                                 feeds_log(config))
-        print(f"epoch {epoch + 1}/{config.num_epochs}  {rate:6.1f} steps/s  ETA {eta:5.0f}s  "
-              f"loss {summary['loss']:.3f}  recon {summary['recon']:.3f}  "
-              f"kl {summary['kl']:.3f}  beta {summary['beta']:.3f}{partial}", flush=True)
+        progress.say(f"epoch {epoch + 1}/{config.num_epochs}  {rate:6.1f} steps/s  ETA "
+                     f"{eta:5.0f}s  loss {summary['loss']:.3f}  recon {summary['recon']:.3f}  "
+                     f"kl {summary['kl']:.3f}  beta {summary['beta']:.3f}{partial}")
         epoch_start, epoch_metrics = time.time(), []
   finally:
+    preemption.restore()
     progress.close()
     if writer is not None:
       writer.close()

@@ -93,7 +93,7 @@ def test_trainer_runs_conv_steps_on_cpu_without_a_loop_around_convolutions(conv_
   config.upsampling = upsampling
   assert jax.default_backend() == "cpu"
   assert train.uses_straight_line(config)
-  assert train.steps_per_dispatch(config) == 1
+  assert train.steps_per_dispatch(config, 100) == 1
   for chunk in (1, 3):  # the default, and a user's steps_per_dispatch = 3
     hlo = _compiled_runner_hlo(config, ds, chunk, train.uses_straight_line(config))
     assert hlo.count(" convolution(") >= chunk * 6, "the step should hold the model's convolutions"
@@ -107,10 +107,12 @@ def test_loop_check_finds_convolutions_in_a_scanned_runner(conv_setup):
   assert convolutions_inside_loops(hlo) >= 6
 
 
-def test_mlp_keeps_the_epoch_scan():
+def test_mlp_scans_a_tenth_of_an_epoch_per_call():
   config = tiny.config()
   assert not train.uses_straight_line(config)
-  assert train.steps_per_dispatch(config) == 0
+  assert train.steps_per_dispatch(config, 468) == 52  # 9 equal chunks: one compilation
+  config.chunks_per_epoch = 1
+  assert train.steps_per_dispatch(config, 468) == 468
 
 
 def test_straight_line_and_scanned_chunks_take_the_same_steps(conv_setup):
@@ -188,3 +190,41 @@ def test_one_step_chunks_draw_each_epoch_order_once(tmp_path, monkeypatch):
   config = tiny.config(steps_per_dispatch=1, num_epochs=2)
   train.fit(config, str(tmp_path / "run"))
   assert [args[1] for args in calls] == [0, 1]
+
+
+def _reference_chunk_end(step, steps_per_epoch, dispatch, every, halt, profile):
+  """Walks forward one step at a time to the first place a chunk must end."""
+  offset = step % steps_per_epoch
+  for end in range(offset + 1, steps_per_epoch + 1):
+    at = step + end - offset  # the global step after the chunk
+    if (end == steps_per_epoch or end % dispatch == 0 or (every and at % every == 0)
+        or (halt and at == halt) or (profile and at in profile)):
+      return end
+  raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize("every, halt, profile, dispatch",
+                         [(0, 0, None, 0), (7, 0, None, 0), (0, 23, None, 5), (6, 0, (9, 13), 4),
+                          (5, 17, (2, 3), 1), (0, 0, None, 12)])
+def test_chunks_end_where_a_step_by_step_walk_says(every, halt, profile, dispatch):
+  config = tiny.config(checkpoint_every_steps=every, halt_after_steps=halt,
+                       steps_per_dispatch=dispatch, chunks_per_epoch=3)
+  steps_per_epoch = 12
+  size = train.steps_per_dispatch(config, steps_per_epoch)
+  assert size == (dispatch or 4)
+  step, saved = 0, []
+  while step < 3 * steps_per_epoch and not (halt and step >= halt):
+    end = train.chunk_end(config, step, steps_per_epoch, profile)
+    assert end == _reference_chunk_end(step, steps_per_epoch, size, every, halt, profile)
+    step += end - step % steps_per_epoch
+    if train.saves_after(config, step, steps_per_epoch):
+      saved.append(step)
+  expected = [s for s in range(1, 3 * steps_per_epoch + 1) if s % 12 == 0
+              or (every and s % every == 0) or (halt and s == halt)]
+  assert saved == [s for s in expected if not halt or s <= halt]
+
+
+def test_chunk_length_prefers_a_divisor_near_the_target():
+  assert train.chunk_length(468, 10) == 52 and train.chunk_length(467, 10) == 47
+  assert train.chunk_length(100, 10) == 10 and train.chunk_length(5, 10) == 1
+  assert train.chunk_length(468, 0) == train.chunk_length(468, 1) == 468

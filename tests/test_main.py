@@ -10,6 +10,8 @@ import dataclasses
 import json
 import math
 import os
+import re
+import signal
 import subprocess
 import sys
 
@@ -239,3 +241,105 @@ def test_main_reruns_itself_once_with_glibc_keeping_freed_memory():
                   {"PVJ_KEEP_GLIBC_MALLOC": "1"}):
     main.keep_freed_memory(command, environ=environ, execve=lambda *args: calls.append(args))
   assert len(calls) == 1
+
+
+_ABSL_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ ", re.M)
+
+
+def test_console_shows_the_runs_own_lines_and_the_config_once_and_writes_config_json(tmp_path):
+  workdir = tmp_path / "run"
+  proc = _tiny_main(workdir, "--latent=pareto", "--conditional", **CLI_SIZES)
+  output = proc.stdout + proc.stderr
+  info = [line for line in output.splitlines() if line.startswith("I") and _ABSL_LINE.match(line)]
+  assert info == [], info  # Orbax alone logs ~50 INFO lines per checkpoint at absl's default
+  assert len(_ABSL_LINE.findall(output)) <= 3, output
+  assert proc.stdout.count("config: ") == 1 and "latent='pareto'" in proc.stdout
+  with open(workdir / "config.json") as f:
+    written = json.load(f)
+  with open(workdir / "test_metrics.json") as f:
+    assert written == json.loads(json.dumps(json.load(f)["config"]))
+  # Written at the start: before the first checkpoint.
+  first_checkpoint = min((workdir / "checkpoints").iterdir(), key=lambda p: p.stat().st_mtime)
+  assert (workdir / "config.json").stat().st_mtime <= first_checkpoint.stat().st_mtime
+
+
+def test_verbosity_flag_brings_the_info_logs_back(tmp_path):
+  proc = _tiny_main(tmp_path / "run", "--latent=gaussian", "--verbosity=0", num_epochs=1,
+                    **CLI_SIZES)
+  assert len(_ABSL_LINE.findall(proc.stdout + proc.stderr)) > 10
+
+
+def test_a_preset_by_name_from_any_directory_and_an_unknown_one_is_refused(tmp_path):
+  proc = _run_main("--config=mnist_cvae_report", "--helpfull", cwd=tmp_path)
+  # absl's --helpfull prints every flag and exits with status 1.
+  assert "--latent: <" in proc.stdout and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+  proc = _run_main("--config=mnist_cvae_report", "--workdir=x", "--config.nonexistent=1",
+                   cwd=tmp_path)
+  assert proc.returncode != 0 and "nonexistent" in proc.stderr
+  proc = _run_main("--config=no_such_preset", cwd=tmp_path)
+  assert proc.returncode != 0
+  assert "no preset named 'no_such_preset'" in proc.stderr and "mnist_cvae_report" in proc.stderr
+  assert not (tmp_path / "runs").exists()
+
+
+def test_preset_names_resolve_to_the_shipped_files_and_paths_stay_paths(tmp_path):
+  assert {"tpu", "gpu", "default", "mnist_cvae_report"} <= set(main.presets())
+  (resolved,) = main.resolve_config_argument(["--config=tpu:extra"])
+  path, _, rest = resolved[len("--config="):].partition(".py:")
+  assert rest == "extra" and os.path.exists(path + ".py")
+  assert main.resolve_config_argument(["--config", "gpu"])[1].endswith("gpu.py")
+  mine = tmp_path / "mine.py"
+  mine.write_text("")
+  for arg in (f"--config={mine}", "--config=configs/tpu.py", "--latent=pareto"):
+    assert main.resolve_config_argument([arg]) == [arg]
+
+
+def test_the_finished_run_is_one_row_of_tensorboards_hparams_tab(tmp_path):
+  from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
+  from test_reporting import _read_events
+  workdir = tmp_path / "run"
+  _tiny_main(workdir, "--latent=lognormal", num_epochs=1, **CLI_SIZES)
+  values = {v.tag: v for e in _read_events(workdir / "tensorboard") if e.HasField("summary")
+            for v in e.summary.value}
+  start = HParamsPluginData.FromString(
+      values["_hparams_/session_start_info"].metadata.plugin_data.content).session_start_info
+  assert start.hparams["latent"].string_value == "lognormal"
+  assert start.hparams["learning_rate"].number_value == pytest.approx(1e-3)
+  assert start.hparams["conditional"].bool_value is False
+  experiment = HParamsPluginData.FromString(
+      values["_hparams_/experiment"].metadata.plugin_data.content).experiment
+  metric_tags = {m.name.tag for m in experiment.metric_infos}
+  with open(workdir / "test_metrics.json") as f:
+    saved = json.load(f)
+  assert {"test/elbo", "test/iwae"} <= metric_tags
+  for tag in metric_tags:  # each metric is a scalar the run wrote, with the saved value
+    assert values[tag].simple_value == pytest.approx(saved[tag[len("test/"):]], rel=1e-6)
+
+
+def test_sigterm_saves_at_the_current_step_exits_143_and_the_next_start_resumes_there(tmp_path):
+  workdir = tmp_path / "run"
+  args = [sys.executable, "-m", "pareto_vae_jax.main", "--dataset=synthetic_lognormal",
+          f"--workdir={workdir}", "--latent=gaussian"]
+  sizes = dict(CLI_SIZES, chunks_per_epoch=10)
+  proc = subprocess.Popen(args + tiny.cli_flags(**sizes, num_epochs=500), cwd=tmp_path,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  try:
+    for line in proc.stdout:  # the first epoch ended: training is under way
+      if line.startswith("epoch 1/500"):
+        break
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+  finally:
+    proc.kill()
+  assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+  assert "Traceback" not in err, err[-3000:]
+  (notice,) = [l for l in out.splitlines() if l.startswith("Pre-emption notice")]
+  step = int(re.search(r"at step (\d+)", notice).group(1))
+  assert step > STEPS_PER_EPOCH and str(step) in os.listdir(workdir / "checkpoints")
+  assert not (workdir / "test_metrics.json").exists()
+  # The next start resumes at that step (with an end that is near, to keep the test short).
+  epochs = step // STEPS_PER_EPOCH + 1
+  again = _tiny_main(workdir, "--latent=gaussian", **dict(sizes, num_epochs=epochs))
+  assert f"Resumed from checkpoint at step {step}" in again.stdout, again.stdout
+  with open(workdir / "test_metrics.json") as f:
+    assert json.load(f)["step"] == epochs * STEPS_PER_EPOCH

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import ml_collections
 import pytest
 
@@ -14,7 +16,10 @@ def test_training_writes_images_and_histograms_to_tensorboard(tmp_path, monkeypa
   ds = _mnist_shaped(192)
   tiny.patch_dataset(monkeypatch, ds)
   config = tiny.config(likelihood="bernoulli", batch_size=32, num_epochs=2, conditional=True,
-                       steps_per_dispatch=2)
+                       chunks_per_epoch=3)
+  # Every update printed (not one line per 10 s), to see where the chunks end.
+  monkeypatch.setattr(train.progress_lib, "Progress",
+                      functools.partial(train.progress_lib.Progress, every_seconds=0.0))
   train.train_and_evaluate(config, str(tmp_path))
   summaries = _summaries(tmp_path / "tensorboard")
   assert {"images/reconstructions", "images/samples", "latent/log_z", "prior/log_z",
@@ -23,7 +28,9 @@ def test_training_writes_images_and_histograms_to_tensorboard(tmp_path, monkeypa
   assert summaries["images/reconstructions"][0] == 2 * (192 // 32)
   assert summaries["images/reconstructions"][1].image.height == 4 * 28
   out = capsys.readouterr().out
-  assert "train " in out and "ETA" in out  # the progress line (chunks shorter than an epoch)
+  # The progress line moves inside each epoch (chunks of 2 steps: a third of an epoch).
+  assert [line.split()[1] for line in out.splitlines() if line.startswith("train")] == [
+      f"{n}/12" for n in range(2, 13, 2)]
 
 
 def test_profile_steps_writes_a_trace(tmp_path, capsys):

@@ -146,3 +146,48 @@ def test_evaluation_reports_progress_without_changing_its_results(capsys):
   np.testing.assert_allclose(quiet["elbo"], x[:, 0].astype(np.float64).mean(), rtol=1e-12)
   train.evaluate(eval_fn, None, x[:10], y[:10], 10, None, progress=True)  # one batch: silent
   assert capsys.readouterr().out == ""
+
+
+class _Terminal(io.StringIO):
+  def isatty(self) -> bool:
+    return True
+
+
+def test_on_a_terminal_the_line_is_redrawn_in_place_and_messages_go_above_it():
+  clock, stream = FakeClock(), _Terminal()
+  progress = Progress(10, "train", stream=stream, clock=clock, every_seconds=10.0)
+  assert progress.live
+  for _ in range(4):
+    clock.now += 1.0
+    progress.update(1)
+  progress.say("epoch 1/2")
+  clock.now += 1.0
+  progress.update(6)
+  text = stream.getvalue()
+  # Every 0.5 s a redraw (not every 10 s), each with a carriage return and no newline until
+  # the message, which ends the line, then the last redraw that completes.
+  draws = text.split("\r\033[K")
+  assert [d.split()[1] for d in draws if d.startswith("train")] == [
+      "1/10", "2/10", "3/10", "4/10", "4/10", "10/10"]
+  assert "epoch 1/2\n" in text and text.endswith("done in 5s\n")
+  assert text.count("\n") == 2
+
+
+def test_a_live_line_stopped_short_is_ended_by_close():
+  clock, stream = FakeClock(), _Terminal()
+  progress = Progress(10, "train", stream=stream, clock=clock)
+  clock.now += 1.0
+  progress.update(3)
+  progress.close()
+  assert stream.getvalue().endswith("3/10   30.0%  3.0 it/s  ETA 2s\n")
+
+
+def test_not_a_terminal_whole_lines_throttled():
+  clock, stream = FakeClock(), io.StringIO()
+  progress = Progress(10, "train", stream=stream, clock=clock, every_seconds=10.0)
+  assert not progress.live
+  for _ in range(4):
+    clock.now += 1.0
+    progress.update(1)
+  progress.say("epoch 1/2")
+  assert "\r" not in stream.getvalue() and _lines(stream) == ["epoch 1/2"]
