@@ -5,7 +5,7 @@ r"""Accelerator figures: MNIST epoch times, importance sampling with k = 5000, F
 
 Everything timed is the trainer's own path: ``train.make_trainer_runner`` with the chunk the
 trainer uses (the whole epoch as one compiled ``lax.scan`` off CPU) and the metrics fetched
-after it, and ``train.make_eval_fn`` / ``train.evaluate`` for importance sampling. Per model:
+after it, and ``vae.make_eval_fn`` / ``vae.evaluate`` for importance sampling. Per model:
 one untimed epoch (compilation), then ``--epochs`` timed epochs, median. FLOPs per step are
 XLA's ``cost_analysis`` of one train step compiled for the CPU (the loop's body),
 times the steps per second, as a fraction of the device's dense peak (bfloat16 tensor cores;
@@ -26,6 +26,7 @@ from pareto_vae_jax import config as config_lib
 from pareto_vae_jax import data as data_lib
 from pareto_vae_jax import multihost
 from pareto_vae_jax import train
+from pareto_vae_jax import vae
 
 # Dense peaks (no sparsity) from the vendors' data sheets, FLOP/s: bfloat16 and TF32 tensor.
 PEAKS = {"H100": (989e12, 494e12), "H200": (989e12, 494e12), "A100": (312e12, 156e12)}
@@ -43,9 +44,9 @@ def model_config(name: str, dtype: str):
 def epoch_seconds(config, ds, epochs: int):
   """(median seconds per epoch, FLOPs per step, final training loss, trained state)."""
   spe = len(ds.train_x) // config.batch_size
-  model, tx = train.build_model(config, ds), train.make_optimizer(config)
+  model, tx = vae.VAESpec.from_config(config, ds), train.make_optimizer(config)
   step = train.make_train_step(model, tx, config, steps_per_epoch=spe)
-  state = train.init_state(model, tx, ds, config)
+  state = train.init_state(model, tx, config)
   idx = jnp.arange(config.batch_size)
   batch = {"x": ds.train_x[:config.batch_size], "y": ds.train_y[:config.batch_size],
            "index": idx}
@@ -101,14 +102,14 @@ def main() -> None:
 
   # Importance sampling with k draws per test digit, the MLP Pareto CVAE trained above.
   config = model_config("mlp", "float32")
-  model = train.build_model(config, ds)
-  eval_fn = train.make_eval_fn(model, config, args.is_k)
+  model = vae.VAESpec.from_config(config, ds)
+  eval_fn = vae.make_eval_fn(model, args.is_k)
   params = mlp_state.params
   x, y = ds.test_x[:args.is_examples], ds.test_y[:args.is_examples]
   key = jax.random.key(1)
-  train.evaluate(eval_fn, params, x[:args.is_batch], y[:args.is_batch], args.is_batch, key)
+  vae.evaluate(eval_fn, params, x[:args.is_batch], y[:args.is_batch], args.is_batch, key)
   start = time.perf_counter()
-  result = train.evaluate(eval_fn, params, x, y, args.is_batch, key)
+  result = vae.evaluate(eval_fn, params, x, y, args.is_batch, key)
   seconds = time.perf_counter() - start
   print(f"\nImportance sampling, k = {args.is_k}, {len(x)} test digits in batches of "
         f"{args.is_batch}: {seconds:.2f} s (compiled before timing); log-likelihood bound "

@@ -9,7 +9,7 @@ What is timed on our side is what the trainer runs: ``train.make_train_step`` an
 ``train.make_trainer_runner`` (the chunk runner of the training loop, with the chunk length the
 trainer picks: one straight-line step per call for conv models on CPU, a ``lax.scan`` over the
 epoch for the MLP), with the metrics fetched after every chunk as the loop does; for IWAE,
-``train.make_eval_fn`` and ``train.evaluate`` over the 10k test digits. The peer is PyTorch eager
+``vae.make_eval_fn`` and ``vae.evaluate`` over the 10k test digits. The peer is PyTorch eager
 on the same network, loss and optimizer, the batch gathered from a preloaded tensor:
 
 * conv CVAE: the MNIST report's tables 1-2 (Gaussian latent, 2-D, label as input channels
@@ -179,14 +179,14 @@ class OurTrainer:
 
   def __init__(self, config, ds):
     import jax
-    from pareto_vae_jax import multihost, train
+    from pareto_vae_jax import multihost, train, vae
     self.jax, self.config = jax, config
-    model, tx = train.build_model(config, ds), train.make_optimizer(config)
+    model, tx = vae.VAESpec.from_config(config, ds), train.make_optimizer(config)
     self.model = model
     step = train.make_train_step(model, tx, config,
                                  steps_per_epoch=len(ds.train_x) // config.batch_size)
     self.state, self.run_chunk = train.make_trainer_runner(
-        config, ds, step, train.init_state(model, tx, ds, config), multihost.global_mesh())
+        config, ds, step, train.init_state(model, tx, config), multihost.global_mesh())
     self.dispatch = train.steps_per_dispatch(config, len(ds.train_x) // config.batch_size)
 
   def run(self, indices: np.ndarray) -> float:
@@ -199,8 +199,8 @@ class OurTrainer:
 def our_iwae(trainer: OurTrainer, ds, eval_fn) -> float:
   """The trainer's test evaluation (ELBO terms and the IWAE bound)."""
   import jax
-  from pareto_vae_jax import train
-  result = train.evaluate(eval_fn, jax.device_get(trainer.state.params), ds.test_x, ds.test_y,
+  from pareto_vae_jax import vae
+  result = vae.evaluate(eval_fn, jax.device_get(trainer.state.params), ds.test_x, ds.test_y,
                           500, jax.random.key(1))
   return result["iwae"]
 
@@ -248,8 +248,8 @@ def step_table(args) -> tuple[list[str], dict]:
     trainer.run(order[:n])
   test_x_nchw = np.ascontiguousarray(ds.test_x.transpose(0, 3, 1, 2))
   ours_mlp, torch_mlp = cases["ours mlp"][0], cases["torch mlp"][0]
-  from pareto_vae_jax import train
-  eval_fn = train.make_eval_fn(ours_mlp.model, ours_mlp.config, args.iwae_k)  # as the trainer
+  from pareto_vae_jax import vae
+  eval_fn = vae.make_eval_fn(ours_mlp.model, args.iwae_k)  # as the trainer
   our_iwae(ours_mlp, ds, eval_fn)  # compiles, untimed
   for r in range(args.rounds):
     for name, (trainer, n) in cases.items():

@@ -16,7 +16,7 @@ FAMILIES = ("gaussian", "lognormal", "inverse_gaussian", "pareto")
 NAMES = {"gaussian": "Normal", "lognormal": "LogNormal", "inverse_gaussian": "Inverse Gaussian",
          "pareto": "Pareto"}
 
-# The heavy-tail study (shared/seeds/002), reconstruction errors on the test set.
+# The heavy-tail study (docs/REFERENCES.md), reconstruction errors on the test set.
 STUDY_TABLE4 = {"synthetic": (0.0128, 0.0327, 0.1945), "heavy_tail": (5.6380, 6.0242, 6.3093),
                 "mnist_exp": (18.9708, 21.029, 22.1914)}
 STUDY_TABLE2 = {0.0: (5.7492, 5.9889, 6.3569), 0.01: (5.6380, 6.0242, 6.3093),

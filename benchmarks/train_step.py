@@ -20,6 +20,7 @@ from pareto_vae_jax import config as config_lib
 from pareto_vae_jax import data as data_lib
 from pareto_vae_jax import multihost
 from pareto_vae_jax import train
+from pareto_vae_jax import vae
 
 ROUNDS = 5
 
@@ -28,9 +29,9 @@ def runner(ds, upsampling: str, straight_line: bool, steps: int):
   config = config_lib.get_config()
   config.conditional, config.architecture, config.upsampling = True, "conv", upsampling
   config.latent, config.latent_dim = "gaussian", 2  # the report's CVAE
-  model, tx = train.build_model(config, ds), train.make_optimizer(config)
+  model, tx = vae.VAESpec.from_config(config, ds), train.make_optimizer(config)
   step = train.make_train_step(model, tx, config, steps_per_epoch=468)
-  state = train.init_state(model, tx, ds, config)
+  state = train.init_state(model, tx, config)
   run = train.make_chunk_runner(step, multihost.global_mesh(), straight_line=straight_line)
   data = {"x": jnp.asarray(ds.train_x), "y": jnp.asarray(ds.train_y)}
   indices = jnp.arange(steps * 128).reshape(steps, 128)

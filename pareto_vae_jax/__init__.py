@@ -3,6 +3,8 @@
 The mathematical core is importable on its own::
 
     from pareto_vae_jax import Pareto, kl_pareto, rsample, rsample_log, kl, log_prob
+
+and a trained model loads with ``pareto_vae_jax.load(workdir)`` (``trained.TrainedVAE``).
 """
 
 from pareto_vae_jax import _xla_workaround  # (before JAX builds its CPU backend, if it can)
@@ -63,3 +65,12 @@ from pareto_vae_jax.distributions import (
 )
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+  # ``load`` and ``TrainedVAE`` pull in the trainer and Orbax: imported on first use, so that
+  # the pure functions above stay quick to import.
+  if name in ("load", "TrainedVAE"):
+    from pareto_vae_jax import trained
+    return getattr(trained, name)
+  raise AttributeError(f"module 'pareto_vae_jax' has no attribute {name!r}")

@@ -1,15 +1,15 @@
 """Checkpointing of training state with Orbax.
 
-A thin wrapper around ``orbax.checkpoint.CheckpointManager`` that adds the
-three things a resumable training run needs and Orbax does not give directly:
+A thin layer over ``orbax.checkpoint.CheckpointManager`` that adds the three
+things a resumable training run needs and Orbax does not give directly:
 
 * fallback: if the newest step cannot be read (a crash mid-write, a truncated
   file) the previous step is tried, and so on;
-* a compatibility check: a work directory that holds checkpoints of a
-  *different* model (other latent family, latent size, architecture, ...) is
-  refused with :class:`IncompatibleCheckpointError` before anything is
-  written or deleted, instead of being silently restarted and garbage
-  collected;
+* a compatibility check: a directory that holds checkpoints of a *different*
+  model (other latent family, latent size, architecture, ...) is refused with
+  :class:`IncompatibleCheckpointError` before anything is written or deleted,
+  instead of being silently restarted and garbage collected. The meta half of
+  the check is the pure function :func:`incompatibilities`;
 * typed PRNG keys (``jax.random.key``) in the state, stored as their raw key
   data so the on-disk format does not depend on Orbax's key support.
 
@@ -17,14 +17,17 @@ Each step directory holds two items: ``state`` (any pytree of arrays and
 scalars, via ``StandardSave``) and ``meta`` (a JSON dict, e.g. the config, the
 RNG seed and the data-order position).
 
-Typical use::
+Reading is done by functions (:func:`all_steps`, :func:`latest_meta`,
+:func:`restore_latest`), which never write. Writing is done by a
+:class:`Checkpointer`, which checks and restores the directory when it is
+opened, so that every instance may save::
 
-    with Checkpointer(workdir, max_to_keep=3) as ckpt:
-        restored = ckpt.restore_latest(state, meta, compat_keys=("config.latent",))
-        if restored is not None:
-            state, meta, step = restored
-        ...
-        ckpt.save(step, state, meta)
+  keys = ("config.latent",)
+  with Checkpointer(workdir, state, meta, model_keys=keys) as ckpt:
+    if ckpt.restored is not None:
+      state, _, step = ckpt.restored
+    ...
+    ckpt.save(step, state, meta)
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import collections
 import json
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -49,6 +52,355 @@ _MISSING = "<missing>"
 
 class IncompatibleCheckpointError(ValueError):
   """The checkpoint directory holds checkpoints of a different model."""
+
+
+class Restored(NamedTuple):
+  """A checkpoint read back: the state, the meta saved with it, and its step."""
+
+  state: PyTree
+  meta: dict[str, Any]
+  step: int
+
+
+def incompatibilities(
+    saved_meta: Mapping[str, Any],
+    current_meta: Mapping[str, Any],
+    keys: Sequence[str],
+) -> list[str]:
+  """The model-defining fields on which a saved meta and the current one differ.
+
+  Both metas are compared as JSON stores them, so a tuple equals the list a
+  saved meta gives back. A key missing from `saved_meta` is skipped: it was
+  added to the model definition after that checkpoint was written, and a new
+  key defaults to the old behaviour.
+
+  Args:
+    saved_meta: The meta stored with a checkpoint.
+    current_meta: The meta of the current run.
+    keys: Model-defining keys; a dotted key addresses nested dicts
+      ("config.latent" is ``meta["config"]["latent"]``).
+
+  Returns:
+    One line per differing key, in the order of `keys`, naming the key and
+    both values; empty when the metas are compatible.
+
+  Example:
+    >>> incompatibilities({"latent": "pareto"}, {"latent": "gaussian"},
+    ...                   ["latent"])
+    ["latent: saved 'pareto' vs requested 'gaussian'"]
+  """
+  saved, current = _json_copy(saved_meta), _json_copy(current_meta)
+  lines = []
+  for key in keys:
+    was, now = _lookup(saved, key), _lookup(current, key)
+    if was is not _MISSING and was != now:
+      lines.append(f"{key}: saved {was!r} vs requested {now!r}")
+  return lines
+
+
+def all_steps(directory: str | os.PathLike[str]) -> list[int]:
+  """Steps saved in `directory` (readable or not), ascending; [] if absent."""
+  manager = _reader(directory)
+  try:
+    return sorted(manager.all_steps())
+  finally:
+    manager.close()
+
+
+def latest_meta(
+    directory: str | os.PathLike[str],
+) -> tuple[int, dict[str, Any]] | None:
+  """``(step, meta)`` of the newest step whose meta reads, or None.
+
+  For tools that must rebuild the model (from ``meta["config"]``) before they
+  can give :func:`restore_latest` a target; reads no arrays. Unreadable steps
+  are skipped with a warning.
+  """
+  manager = _reader(directory)
+  try:
+    for step in sorted(manager.all_steps(), reverse=True):
+      try:
+        return step, _read_meta(manager, step)
+      except Exception as e:  # pylint: disable=broad-except
+        _warn_unreadable(directory, step, e)
+    return None
+  finally:
+    manager.close()
+
+
+def restore_latest(
+    directory: str | os.PathLike[str], target: PyTree
+) -> Restored | None:
+  """Reads the newest readable checkpoint into the structure of `target`.
+
+  Steps are tried newest first; one that raises while being read is logged
+  as a warning and skipped. Nothing is written or deleted.
+
+  Args:
+    directory: The checkpoint directory.
+    target: Pytree with the structure, shapes and dtypes to restore into
+      (e.g. a freshly initialised train state). Typed PRNG keys in it are
+      restored as typed keys of the same implementation.
+
+  Returns:
+    The newest usable step, or None if the directory holds none.
+
+  Raises:
+    IncompatibleCheckpointError: the newest readable checkpoint holds arrays
+      of other shapes than `target`.
+  """
+  manager = _reader(directory)
+  try:
+    restored, _ = _restore_newest(manager, target, {}, ())
+    return restored
+  finally:
+    manager.close()
+
+
+class Checkpointer:
+  """A run's checkpoint directory, checked and restored when opened.
+
+  Opening one reads the directory before anything can be written. The newest
+  readable step is compared with the current run: its meta with `meta` on
+  `model_keys` (:func:`incompatibilities`), its array shapes with `target`'s.
+  If it belongs to another model the constructor raises
+  :class:`IncompatibleCheckpointError`, having written and deleted nothing;
+  otherwise that step is restored into `restored`. A damaged step is skipped
+  (with a warning) in favour of the one before it, and deleted by the first
+  :meth:`save`, which may then write its step number again.
+
+  Every instance has therefore passed the check, and :meth:`save` may be
+  called at any time. Saves are asynchronous; :meth:`wait_until_finished`,
+  :meth:`close` and leaving a ``with`` block wait for them. In a
+  multi-process run every process opens the same directory and saves the
+  same steps; Orbax coordinates the writes.
+
+  Attributes:
+    directory: Absolute path of the checkpoint directory.
+    restored: The newest usable step found when opening, or None if the
+      directory held none (the run starts from `target`).
+  """
+
+  def __init__(
+      self,
+      directory: str | os.PathLike[str],
+      target: PyTree,
+      meta: Mapping[str, Any],
+      *,
+      model_keys: Sequence[str],
+      max_to_keep: int | None = 3,
+  ) -> None:
+    """Opens (and creates if absent) a checkpoint directory for a run.
+
+    Args:
+      directory: Root directory; each step is a subdirectory named by step.
+      target: The run's initial state: the structure, shapes and dtypes to
+        restore into. Typed PRNG keys in it are restored as typed keys of the
+        same implementation.
+      meta: The meta of the current run.
+      model_keys: Model-defining keys of `meta`, see
+        :func:`incompatibilities`.
+      max_to_keep: Number of most recent steps kept; None keeps all.
+
+    Raises:
+      IncompatibleCheckpointError: the newest readable checkpoint was saved
+        by a different model. Nothing is written or deleted.
+    """
+    self.directory = os.path.abspath(os.fspath(directory))
+    # Opening the manager only lists steps; with no root `metadata` given and
+    # cleanup_tmp_directories off it writes or deletes nothing in an existing
+    # directory, which the compatibility guarantee relies on.
+    self._manager = ocp.CheckpointManager(
+        self.directory,
+        item_handlers=_item_handlers(),
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep, create=True
+        ),
+    )
+    try:
+      self.restored, self._unreadable = _restore_newest(
+          self._manager, target, meta, model_keys
+      )
+    except BaseException:
+      self._manager.close()
+      raise
+
+  def __enter__(self) -> Checkpointer:
+    return self
+
+  def __exit__(self, *exc_info: Any) -> None:
+    self.close()
+
+  def close(self) -> None:
+    """Waits for pending asynchronous saves and releases resources."""
+    self._manager.close()
+
+  def wait_until_finished(self) -> None:
+    """Blocks until an asynchronous save has been written whole."""
+    self._manager.wait_until_finished()
+
+  def reached_preemption(self, step: int) -> bool:
+    """Whether all processes have reached the pre-emption sync point at `step`.
+
+    Orbax's ``reached_preemption``: JAX's distributed service hears the
+    scheduler's notice (SIGTERM, or a TPU VM's maintenance event) and has all
+    processes agree on one step; False in a single process, where
+    ``train.PreemptionWatch`` catches SIGTERM itself.
+    """
+    return self._manager.reached_preemption(step)
+
+  def save(self, step: int, state: PyTree, meta: Mapping[str, Any]) -> None:
+    """Starts saving `state` and `meta` as `step`; drops steps past max_to_keep.
+
+    Damaged steps skipped when opening are deleted first.
+
+    Args:
+      step: Training step; must be larger than every readable saved step.
+      state: Pytree of arrays / scalars; may contain typed PRNG keys.
+      meta: JSON-serialisable dict (config, seed, epoch, index, ...).
+
+    Raises:
+      ValueError: `step` is not larger than every readable saved step.
+      TypeError: `meta` is not JSON-serialisable.
+    """
+    meta = _json_copy(meta)  # also detaches it from the caller's later edits
+    readable = set(self._manager.all_steps()) - set(self._unreadable)
+    if readable and step <= max(readable):
+      raise ValueError(
+          f"Cannot save step {step} in {self.directory}: it already holds "
+          f"step {max(readable)}, and steps must increase."
+      )
+    for bad_step in self._unreadable:
+      logging.warning(
+          "Deleting unreadable checkpoint step %d in %s.", bad_step,
+          self.directory,
+      )
+      self._manager.delete(bad_step)
+    self._unreadable = []
+    # force: when to save is the caller's decision, not an Orbax save policy.
+    self._manager.save(
+        step,
+        args=ocp.args.Composite(
+            **{
+                _STATE: ocp.args.StandardSave(_keys_to_data(state)),
+                _META: ocp.args.JsonSave(meta),
+            }
+        ),
+        force=True,
+    )
+
+
+def _item_handlers() -> dict[str, ocp.CheckpointHandler]:
+  return {
+      _STATE: ocp.StandardCheckpointHandler(),
+      _META: ocp.JsonCheckpointHandler(),
+  }
+
+
+def _reader(directory: str | os.PathLike[str]) -> ocp.CheckpointManager:
+  """A manager that only reads: creates no directory, keeps every step.
+
+  Not Orbax's `read_only` option, which logs a warning on every opening.
+  """
+  return ocp.CheckpointManager(
+      os.path.abspath(os.fspath(directory)),
+      item_handlers=_item_handlers(),
+      options=ocp.CheckpointManagerOptions(max_to_keep=None, create=False),
+  )
+
+
+def _read_meta(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:
+  return dict(
+      manager.restore(
+          step, args=ocp.args.Composite(**{_META: ocp.args.JsonRestore()})
+      )[_META]
+  )
+
+
+def _restore_newest(
+    manager: ocp.CheckpointManager,
+    target: PyTree,
+    meta: Mapping[str, Any],
+    model_keys: Sequence[str],
+) -> tuple[Restored | None, list[int]]:
+  """The newest usable step, and the newer steps skipped as unreadable.
+
+  Raises:
+    IncompatibleCheckpointError: the newest readable step was saved by a
+      different model than `meta` and `target` describe.
+  """
+  directory = str(manager.directory)
+  storable_target = _keys_to_data(target)
+  unreadable = []
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      saved_meta = _read_meta(manager, step)
+      # Metadata first: a shape mismatch must be reported as incompatible,
+      # not mistaken for damage (which would skip to older steps and, if
+      # none is left, start over and later garbage-collect the old run).
+      saved_tree = manager.item_metadata(step)[_STATE]
+      saved_tree = getattr(saved_tree, "tree", saved_tree)  # Orbax >= 0.11.
+    except Exception as e:  # pylint: disable=broad-except
+      _warn_unreadable(directory, step, e)
+      unreadable.append(step)
+      continue
+    differences = incompatibilities(saved_meta, meta, model_keys)
+    if differences:
+      lines = "\n".join(f"  {line}" for line in differences)
+      raise IncompatibleCheckpointError(
+          f"Checkpoint directory {directory} (step {step}) was written by a "
+          f"different model:\n{lines}\n{_fix_hint(directory)}"
+      )
+    _check_shapes(directory, step, saved_tree, storable_target)
+    try:
+      state = manager.restore(
+          step,
+          args=ocp.args.Composite(
+              **{_STATE: ocp.args.StandardRestore(storable_target)}
+          ),
+      )[_STATE]
+    except Exception as e:  # pylint: disable=broad-except
+      _warn_unreadable(directory, step, e)
+      unreadable.append(step)
+      continue
+    return Restored(_data_to_keys(state, target), saved_meta, step), unreadable
+  return None, unreadable
+
+
+def _warn_unreadable(
+    directory: str | os.PathLike[str], step: int, error: Exception
+) -> None:
+  logging.warning(
+      "Checkpoint step %d in %s is unreadable (%s: %s); falling back to the "
+      "previous step.",
+      step,
+      directory,
+      type(error).__name__,
+      error,
+  )
+
+
+def _fix_hint(directory: str) -> str:
+  return (
+      "Nothing was restored, written or deleted. Use another --workdir for "
+      f"this configuration, or delete {directory} to start over."
+  )
+
+
+def _check_shapes(
+    directory: str, step: int, saved: PyTree, target: PyTree
+) -> None:
+  saved_shapes, wanted_shapes = _leaf_shapes(saved), _leaf_shapes(target)
+  if saved_shapes != wanted_shapes:
+    only_saved = sorted((saved_shapes - wanted_shapes).elements())
+    only_wanted = sorted((wanted_shapes - saved_shapes).elements())
+    raise IncompatibleCheckpointError(
+        f"Checkpoint directory {directory} (step {step}) holds a state whose "
+        "array shapes differ from the requested state: saved-only shapes "
+        f"{only_saved[:5]}, requested-only shapes {only_wanted[:5]} (at most 5 "
+        "of each shown). Add the config keys that set these shapes to "
+        f"model_keys. {_fix_hint(directory)}"
+    )
 
 
 def _is_typed_key(x: Any) -> bool:
@@ -103,275 +455,3 @@ def _leaf_shapes(tree: PyTree) -> collections.Counter[tuple[int, ...]]:
   states) into dicts, so paths and order differ from the target's; the shapes
   alone still catch a changed architecture or latent size."""
   return collections.Counter(tuple(np.shape(x)) for x in jax.tree.leaves(tree))
-
-
-class Checkpointer:
-  """Saves and restores (state pytree, JSON meta) pairs in one directory.
-
-  Call :meth:`restore_latest` before the first :meth:`save`: it performs the
-  compatibility check, and :meth:`save` refuses to write into a directory that
-  already holds checkpoints until that check has passed (a save may garbage
-  collect old steps).
-  """
-
-  def __init__(
-      self,
-      directory: str | os.PathLike[str],
-      *,
-      max_to_keep: int | None = 3,
-      save_interval_steps: int = 1,
-      async_save: bool = True,
-  ) -> None:
-    """Opens (and creates if absent) a checkpoint directory.
-
-    Args:
-      directory: Root directory; each step is a subdirectory named by step.
-      max_to_keep: Number of most recent steps kept; None keeps all.
-      save_interval_steps: `save` only writes steps that are a multiple of
-        this, unless `force=True`.
-      async_save: Write in a background thread so training is not blocked.
-        `close()` (or leaving the `with` block) waits for pending writes.
-    """
-    self.directory = os.path.abspath(os.fspath(directory))
-    # Opening the manager only lists steps; with no root `metadata` given and
-    # cleanup_tmp_directories off it writes or deletes nothing in an existing
-    # directory, which the compatibility guarantee relies on.
-    self._manager = ocp.CheckpointManager(
-        self.directory,
-        item_handlers={
-            _STATE: ocp.StandardCheckpointHandler(),
-            _META: ocp.JsonCheckpointHandler(),
-        },
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep,
-            save_interval_steps=save_interval_steps,
-            enable_async_checkpointing=async_save,
-            create=True,
-        ),
-    )
-    self._checked = False
-    # Steps restore_latest had to skip. They sort after the step training
-    # resumes from, so Orbax would refuse to save those step numbers again and
-    # would garbage-collect good older steps before them; save() deletes them.
-    self._unreadable: list[int] = []
-
-  def __enter__(self) -> Checkpointer:
-    return self
-
-  def __exit__(self, *exc_info: Any) -> None:
-    self.close()
-
-  def close(self) -> None:
-    """Waits for pending asynchronous saves and releases resources."""
-    self._manager.close()
-
-  def latest_step(self) -> int | None:
-    """Returns the newest saved step (readable or not), or None if none."""
-    self._manager.wait_until_finished()
-    return self._manager.latest_step()
-
-  def all_steps(self) -> list[int]:
-    """Returns all saved steps, ascending."""
-    self._manager.wait_until_finished()
-    return sorted(self._manager.all_steps())
-
-  def latest_meta(self) -> tuple[int, dict[str, Any]] | None:
-    """``(step, meta)`` of the newest step whose meta reads, or None; reads no arrays.
-
-    For tools that must rebuild the model (from ``meta["config"]``) before they can give
-    :meth:`restore_latest` a target.
-    """
-    self._manager.wait_until_finished()
-    for step in sorted(self._manager.all_steps(), reverse=True):
-      try:
-        meta = self._manager.restore(
-            step, args=ocp.args.Composite(**{_META: ocp.args.JsonRestore()})
-        )[_META]
-      except Exception as e:  # pylint: disable=broad-except
-        self._warn_unreadable(step, e)
-        continue
-      return step, dict(meta)
-    return None
-
-  def wait_until_finished(self) -> None:
-    """Blocks until an asynchronous save has been written whole."""
-    self._manager.wait_until_finished()
-
-  def reached_preemption(self, step: int) -> bool:
-    """Whether every process of a multi-process run has reached the pre-emption sync point.
-
-    Orbax's ``reached_preemption``: JAX's distributed service hears the scheduler's notice
-    (SIGTERM, or a TPU VM's maintenance event) and has all processes agree on one step; False
-    in a single process, where ``train.PreemptionWatch`` catches SIGTERM itself.
-    """
-    return self._manager.reached_preemption(step)
-
-  def save(
-      self,
-      step: int,
-      state: PyTree,
-      meta: Mapping[str, Any],
-      *,
-      force: bool = False,
-  ) -> bool:
-    """Saves `state` and `meta` as `step`, then drops steps beyond max_to_keep.
-
-    Unreadable steps skipped by the last `restore_latest` are deleted first.
-
-    Args:
-      step: Training step; must be larger than every saved step.
-      state: Pytree of arrays / scalars; may contain typed PRNG keys.
-      meta: JSON-serialisable dict (config, seed, epoch, index, ...).
-      force: Save even if `step` is not a multiple of `save_interval_steps`.
-
-    Returns:
-      True if a checkpoint was written (or started, when asynchronous).
-
-    Raises:
-      RuntimeError: the directory already holds checkpoints and
-        `restore_latest` has not checked them yet.
-      TypeError: `meta` is not JSON-serialisable.
-    """
-    if not self._checked and self._manager.all_steps():
-      raise RuntimeError(
-          f"{self.directory} already holds checkpoints; call restore_latest() "
-          "first so they are checked for compatibility before a save can "
-          "garbage-collect them."
-      )
-    for bad_step in self._unreadable:
-      logging.warning(
-          "Deleting unreadable checkpoint step %d in %s.", bad_step,
-          self.directory,
-      )
-      self._manager.delete(bad_step)
-    self._unreadable = []
-    return self._manager.save(
-        step,
-        args=ocp.args.Composite(
-            **{
-                _STATE: ocp.args.StandardSave(_keys_to_data(state)),
-                _META: ocp.args.JsonSave(_json_copy(meta)),
-            }
-        ),
-        force=force,
-    )
-
-  def restore_latest(
-      self,
-      target: PyTree,
-      expected_meta: Mapping[str, Any],
-      *,
-      compat_keys: Sequence[str] = (),
-  ) -> tuple[PyTree, dict[str, Any], int] | None:
-    """Restores the newest readable checkpoint into the structure of `target`.
-
-    Steps are tried newest first; a step that raises while being read is
-    logged as a warning and skipped. Before any state is read, the saved meta
-    is compared with `expected_meta` on `compat_keys`, and the saved array
-    shapes with `target`'s.
-
-    Args:
-      target: Pytree with the structure, shapes and dtypes to restore into
-        (e.g. a freshly initialised train state). Typed PRNG keys in it are
-        restored as typed keys of the same implementation.
-      expected_meta: The meta of the current run.
-      compat_keys: Model-defining keys, compared between the saved meta and
-        `expected_meta`; dotted keys address nested dicts ("config.latent").
-
-    Returns:
-      `(state, meta, step)` of the newest usable step, or None if the
-      directory holds no usable checkpoint.
-
-    Raises:
-      IncompatibleCheckpointError: the newest readable checkpoint was saved
-        by a different model. Nothing is written or deleted.
-    """
-    self._manager.wait_until_finished()
-    expected = _json_copy(expected_meta)
-    storable_target = _keys_to_data(target)
-    self._unreadable = []
-    for step in sorted(self._manager.all_steps(), reverse=True):
-      try:
-        meta = self._manager.restore(
-            step, args=ocp.args.Composite(**{_META: ocp.args.JsonRestore()})
-        )[_META]
-        # Metadata first: a shape mismatch must be reported as incompatible,
-        # not mistaken for damage (which would skip to older steps and, if
-        # none is left, start over and later garbage-collect the old run).
-        saved_tree = self._manager.item_metadata(step)[_STATE]
-        saved_tree = getattr(saved_tree, "tree", saved_tree)  # Orbax >= 0.11.
-      except Exception as e:  # pylint: disable=broad-except
-        self._warn_unreadable(step, e)
-        self._unreadable.append(step)
-        continue
-      self._check_compatible(step, meta, expected, compat_keys)
-      self._check_shapes(step, saved_tree, storable_target)
-      try:
-        state = self._manager.restore(
-            step,
-            args=ocp.args.Composite(
-                **{_STATE: ocp.args.StandardRestore(storable_target)}
-            ),
-        )[_STATE]
-      except Exception as e:  # pylint: disable=broad-except
-        self._warn_unreadable(step, e)
-        self._unreadable.append(step)
-        continue
-      self._checked = True
-      return _data_to_keys(state, target), meta, step
-    # Nothing usable: saving from scratch may now replace what is there.
-    self._checked = True
-    return None
-
-  def _warn_unreadable(self, step: int, error: Exception) -> None:
-    logging.warning(
-        "Checkpoint step %d in %s is unreadable (%s: %s); falling back to the "
-        "previous step.",
-        step,
-        self.directory,
-        type(error).__name__,
-        error,
-    )
-
-  def _fix_hint(self) -> str:
-    return (
-        "Nothing was restored, written or deleted. Use another --workdir for "
-        f"this configuration, or delete {self.directory} to start over."
-    )
-
-  def _check_shapes(self, step: int, saved: PyTree, target: PyTree) -> None:
-    saved_shapes, wanted_shapes = _leaf_shapes(saved), _leaf_shapes(target)
-    if saved_shapes != wanted_shapes:
-      only_saved = sorted((saved_shapes - wanted_shapes).elements())
-      only_wanted = sorted((wanted_shapes - saved_shapes).elements())
-      raise IncompatibleCheckpointError(
-          f"Checkpoint directory {self.directory} (step {step}) holds a state "
-          "whose array shapes differ from the requested state: saved-only "
-          f"shapes {only_saved[:5]}, requested-only shapes {only_wanted[:5]} "
-          "(at most 5 of each shown). Add the config keys that set these "
-          f"shapes to compat_keys. {self._fix_hint()}"
-      )
-
-  def _check_compatible(
-      self,
-      step: int,
-      saved: Mapping[str, Any],
-      expected: Mapping[str, Any],
-      compat_keys: Sequence[str],
-  ) -> None:
-    # A key the saved meta lacks was added to the model definition after that checkpoint was
-    # written; new keys default to the old behaviour, so only keys present on both sides count.
-    diffs = [
-        (k, _lookup(saved, k), _lookup(expected, k))
-        for k in compat_keys
-        if _lookup(saved, k) is not _MISSING
-        and _lookup(saved, k) != _lookup(expected, k)
-    ]
-    if diffs:
-      lines = "\n".join(
-          f"  {k}: saved {s!r} vs requested {r!r}" for k, s, r in diffs
-      )
-      raise IncompatibleCheckpointError(
-          f"Checkpoint directory {self.directory} (step {step}) was written "
-          f"by a different model:\n{lines}\n{self._fix_hint()}"
-      )

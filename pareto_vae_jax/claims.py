@@ -26,7 +26,7 @@ from absl import app, flags
 
 from pareto_vae_jax import distributions as D
 from pareto_vae_jax._xla_workaround import jit
-from pareto_vae_jax import evaluate, metrics, models, train
+from pareto_vae_jax import evaluate, metrics, vae
 
 
 def aggregate_draws(run: evaluate.Run, *, seed: int = 0, batch_size: int = 1000) -> np.ndarray:
@@ -34,9 +34,9 @@ def aggregate_draws(run: evaluate.Run, *, seed: int = 0, batch_size: int = 1000)
 
   @jit
   def draw(params, x, y, index):
-    q = run.model.apply(params, x, y, method=models.VAE.encode)
+    q = vae.encode(run.spec, params, x, y)
     keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.key(seed), index)
-    r, in_log = train.sample_latent(keys, q)
+    r, in_log = vae.draw(keys, q)
     return r, in_log
 
   out = []

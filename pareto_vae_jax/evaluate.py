@@ -14,6 +14,7 @@ Pareto and Inverse-Gaussian models are compared on one scale.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -26,22 +27,21 @@ import numpy as np
 from absl import app, flags
 
 from pareto_vae_jax._xla_workaround import jit
-from pareto_vae_jax import checkpoint as ckpt_lib
 from pareto_vae_jax import data as data_lib
 from pareto_vae_jax import distributions as D
 from pareto_vae_jax.distributions import joint
-from pareto_vae_jax import metrics, models, plots, reporting, train
+from pareto_vae_jax import metrics, plots, reporting, trained, vae
 
 Array = jax.Array
 
 
 @dataclasses.dataclass
 class Run:
-  """A trained run restored from its workdir."""
+  """A trained run restored from its workdir, with its dataset."""
 
   workdir: str
   config: ml_collections.ConfigDict
-  model: models.VAE
+  spec: vae.VAESpec
   params: Any
   ds: data_lib.Dataset
   step: int
@@ -49,34 +49,18 @@ class Run:
 
 
 def load_run(workdir: str) -> Run:
-  """Restores the newest readable checkpoint in ``workdir`` with the config saved beside it.
+  """The newest readable checkpoint in ``workdir`` (``trained.load``) and the run's dataset.
 
   Raises:
     FileNotFoundError: ``workdir`` holds no readable checkpoint (the message says how to
       train one).
   """
-  directory = os.path.join(workdir, "checkpoints")
-  missing = FileNotFoundError(
-      f"No readable checkpoint in {directory}. Train one first, e.g. "
-      f"`python -m pareto_vae_jax.main --latent=pareto --conditional --workdir={workdir}`.")
-  if not os.path.isdir(directory):
-    raise missing
-  with ckpt_lib.Checkpointer(directory, max_to_keep=None) as ckpt:
-    found = ckpt.latest_meta()
-    if found is None:
-      raise missing
-    _, meta = found
-    config = ml_collections.ConfigDict(meta["config"])
-    ds = data_lib.load_dataset(config.dataset, seed=config.seed,
-                               data_dir=config.get("data_dir", ""))
-    model = train.build_model(config, ds)
-    target = train.init_state(model, train.make_optimizer(config), ds, config)
-    restored = ckpt.restore_latest(target, meta)  # the meta it came from is the expectation
-  if restored is None:
-    raise missing
-  state, meta, step = restored
-  return Run(workdir=workdir, config=config, model=model, params=jax.device_get(state.params),
-             ds=ds, step=int(step), steps_per_epoch=int(meta["steps_per_epoch"]))
+  model = trained.load(workdir)
+  config = model.config
+  ds = data_lib.load_dataset(config.dataset, seed=config.seed,
+                             data_dir=config.get("data_dir", ""))
+  return Run(workdir=workdir, config=config, spec=model.spec, params=model.params, ds=ds,
+             step=model.step, steps_per_epoch=len(ds.train_x) // config.batch_size)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -126,11 +110,11 @@ def encode_test_set(run: Run, *, batch_size: int = 1000,
   @jit
   def encode(params, x, y, index):
     # Denoising runs encode the corrupted input (a fixed draw), as in training.
-    inputs = train.encoder_input(run.config, x, key, index)
-    q = run.model.apply(params, inputs, y, method=models.VAE.encode)
-    p = run.model.apply(params, y, x.shape[0], method=models.VAE.prior_dist)
+    inputs = vae.encoder_input(run.spec, x, key, index)
+    q = vae.encode(run.spec, params, inputs, y)
+    p = vae.prior(run.spec, params, y, x.shape[0])
     if joint.is_joint(q):  # one KL for the whole vector: no per-dimension KL
-      kl = jnp.full((x.shape[0], run.model.latent_dim), jnp.nan)
+      kl = jnp.full((x.shape[0], run.spec.latent_dim), jnp.nan)
       return q, kl, joint.code_mean(q, key), joint.per_dim_params(q)
     kl = D.kl(q, p) if D.has_closed_form_kl(type(q), type(p)) else jnp.full(q.batch_shape,
                                                                                jnp.nan)
@@ -180,10 +164,10 @@ def evaluate_run(run: Run, *, iwae_samples: int = 1000, active_threshold: float 
     x, y = x[:max_examples], y[:max_examples]
   # k draws of every example of a batch are decoded at once: keep k * batch near 32k images.
   batch_size = max(1, min(config.eval_batch_size, 32768 // iwae_samples))
-  eval_fn = train.make_eval_fn(run.model, config, iwae_samples)
+  eval_fn = vae.make_eval_fn(run.spec, iwae_samples)
   start = time.time()
-  result = train.evaluate(eval_fn, run.params, x, y, batch_size,
-                          jax.random.fold_in(jax.random.key(seed), 2**30), progress=verbose)
+  result = vae.evaluate(eval_fn, run.params, x, y, batch_size,
+                        jax.random.fold_in(jax.random.key(seed), 2**30), progress=verbose)
   encoded = encode_test_set(run, max_examples=max_examples)
   activity, num_active = metrics.active_units(encoded["codes"], threshold=active_threshold)
   # The rate each dimension spends, E_x KL(q(z_d | x) || p(z_d)): a collapsed dimension spends
@@ -263,7 +247,7 @@ def _decoder_input_from_statistic(run: Run, values: np.ndarray) -> Array:
   positive = (not joint.is_joint_family(run.config.latent)
               and D.family_info(run.config.latent).mean_log is not None)
   values = jnp.asarray(values, jnp.float32)
-  return train.decoder_input(values, positive, train.feeds_log(run.config))
+  return vae.decoder_input(values, positive, run.spec.decode_log)
 
 
 def write_pictures(run: Run, out_dir: str, *, encoded: dict[str, np.ndarray] | None = None,
@@ -309,7 +293,7 @@ def _train_records(workdir: str) -> list[dict[str, float]]:
 def _image_pictures(run: Run, out_dir: str, codes: np.ndarray, name: str, statistic: str,
                     seed: int) -> list[str]:
   config, ds = run.config, run.ds
-  decode = jit(lambda p, z, y: run.model.apply(p, z, y, method=models.VAE.decode))
+  decode = jit(functools.partial(vae.decode, run.spec))
   pixels = lambda out: reporting._to_pixels(out, config.likelihood)[..., 0]
   classes = ds.num_classes if config.conditional else 1
   fixed_class = 3 % classes
@@ -357,12 +341,12 @@ def _image_pictures(run: Run, out_dir: str, codes: np.ndarray, name: str, statis
       col_labels=[f"{v:.2g}" for v in t]))
 
   # Class-conditional samples: 10 prior draws per class (100 draws for an unconditional model).
-  prior = jit(lambda p, y: run.model.apply(p, y, y.shape[0], method=models.VAE.prior_dist))
+  prior = jit(lambda p, y: vae.prior(run.spec, p, y, y.shape[0]))
   labels = jnp.repeat(jnp.arange(10) % classes, 10)
   p = prior(run.params, labels)
   keys = jax.random.split(jax.random.key(seed), len(labels))
-  r, in_log = train.sample_latent(keys, p)
-  images = pixels(decode(run.params, train.decoder_input(r, in_log, train.feeds_log(config)),
+  r, in_log = vae.draw(keys, p)
+  images = pixels(decode(run.params, vae.decoder_input(r, in_log, run.spec.decode_log),
                          labels))
   written.append(plots.image_grid(
       images.reshape(10, 10, *images.shape[1:]), os.path.join(out_dir, "class_samples.png"),

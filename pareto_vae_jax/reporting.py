@@ -7,7 +7,7 @@ TensorBoard images and histograms at any step (``write_tensorboard_summaries``).
 
 from __future__ import annotations
 
-import collections
+import functools
 import json
 import os
 from typing import Callable
@@ -20,7 +20,7 @@ from absl import logging
 from pareto_vae_jax import distributions as D
 from pareto_vae_jax._xla_workaround import jit
 from pareto_vae_jax.distributions import joint
-from pareto_vae_jax import models
+from pareto_vae_jax import vae
 
 
 def format_config(config, width: int = 100) -> str:
@@ -134,65 +134,42 @@ def _to_pixels(out: jax.Array, likelihood: str) -> np.ndarray:
   return np.asarray(jax.nn.sigmoid(out) if likelihood == "bernoulli" else jnp.clip(out, 0, 1))
 
 
-# Jitted summary computations by (kind, model, config) value, least recently used first.
-# ``write_tensorboard_summaries`` runs at every epoch end with the same model and config; a new
-# jit each time would trace and compile again (seconds on a CPU, more for gamma samplers). The
-# model and config are unhashable (dict fields), so their printed forms are the key: equal
-# printed forms build the same computation.
-_JITTED: collections.OrderedDict[tuple, Callable] = collections.OrderedDict()
-_JITTED_SIZE = 8
+@functools.cache
+def _image_fn(spec: vae.VAESpec, seed: int) -> Callable:
+  """(params, x, y, labels) -> (encoder inputs, reconstruction outputs, sample outputs).
 
-
-def _jitted(kind: tuple, model: models.VAE, config, fn: Callable) -> Callable:
-  """``jit(fn)``, or the one made earlier for the same ``kind``, model and config.
-
-  ``jit`` is ``jax.jit`` with the CPU workaround's options (``_xla_workaround``).
+  One jitted function per spec and seed (both hashable): ``write_tensorboard_summaries`` runs
+  at every epoch end, and a new jit each time would trace and compile again.
   """
-  key = (kind, repr(model), config.to_json_best_effort())
-  if key in _JITTED:
-    _JITTED.move_to_end(key)
-  else:
-    _JITTED[key] = jit(fn)
-    if len(_JITTED) > _JITTED_SIZE:
-      _JITTED.popitem(last=False)
-  return _JITTED[key]
-
-
-def _image_fn(model: models.VAE, config, use_log: bool) -> Callable:
-  """(params, x, y, labels) -> (encoder inputs, reconstruction outputs, sample outputs)."""
-  from pareto_vae_jax import train  # the corruption of denoising runs; train imports us
 
   def images(params, x, y, labels):
-    key = jax.random.key(config.seed)
+    key = jax.random.key(seed)
     n = x.shape[0]
-    inputs = train.encoder_input(config, x, key, jnp.arange(n))
-    q = model.apply(params, inputs, y, method=models.VAE.encode)
-    draw, in_log = train.sample_latent(jax.random.split(key, n), q)
-    recon = model.apply(params, train.decoder_input(draw, in_log, use_log), y,
-                        method=models.VAE.decode)
-    p = model.apply(params, labels, labels.shape[0], method=models.VAE.prior_dist)
+    inputs = vae.encoder_input(spec, x, key, jnp.arange(n))
+    q = vae.encode(spec, params, inputs, y)
+    z, in_log = vae.draw(jax.random.split(key, n), q)
+    recon = vae.decode(spec, params, vae.decoder_input(z, in_log, spec.decode_log), y)
+    p = vae.prior(spec, params, labels, labels.shape[0])
     # Per-example draws; a mixture prior (vamp, mixture) picks a component for each.
     keys = jax.random.split(jax.random.fold_in(key, 1), labels.shape[0])
-    draw, in_log = train.sample_latent(keys, p)
-    samples = model.apply(params, train.decoder_input(draw, in_log, use_log), labels,
-                          method=models.VAE.decode)
+    z, in_log = vae.draw(keys, p)
+    samples = vae.decode(spec, params, vae.decoder_input(z, in_log, spec.decode_log), labels)
     return inputs[..., :x.shape[-1]], recon, samples  # what the encoder saw: noisy if denoising
 
-  return _jitted(("images", use_log), model, config, images)
+  return jit(images)
 
 
-def image_grids(model: models.VAE, params, ds, config, use_log: bool) -> dict[str, np.ndarray]:
+def image_grids(spec: vae.VAESpec, params, ds, seed: int) -> dict[str, np.ndarray]:
   """The image grids of a run, with values in [0, 1]; empty for non-image data.
 
-  The draws depend on ``config.seed`` only, so grids from successive epochs differ by the
-  parameters alone.
+  The draws depend on ``seed`` only, so grids from successive epochs differ by the parameters
+  alone.
 
   Args:
-    model: the VAE.
+    spec: the model.
     params: its parameters.
     ds: the dataset; the grids use its test split.
-    config: the run's config (seed, likelihood, conditional, noise).
-    use_log: whether the decoder takes log z (``train.feeds_log``).
+    seed: the run's seed.
 
   Returns:
     ``reconstructions``: ``(4 H, 10 W[, C])``, rows 1 and 3 the encoder inputs of the first 20
@@ -205,52 +182,51 @@ def image_grids(model: models.VAE, params, ds, config, use_log: bool) -> dict[st
     return {}
   # 50 encoded although 20 are shown: the draws (split(key, 50)) of the earlier PNGs.
   n = min(50, len(ds.test_x))
-  classes = ds.num_classes if config.conditional else 1
-  x, recon, samples = _image_fn(model, config, use_log)(
+  classes = spec.num_classes or 1
+  x, recon, samples = _image_fn(spec, seed)(
       params, jnp.asarray(ds.test_x[:n]), jnp.asarray(ds.test_y[:n]),
       jnp.repeat(jnp.arange(classes), 10))
-  x, recon = np.asarray(x), _to_pixels(recon, config.likelihood)
+  x, recon = np.asarray(x), _to_pixels(recon, spec.likelihood)
   cols = min(10, n)
   pairs = min(2, n // cols)
   rows = [a[i * cols:(i + 1) * cols] for i in range(pairs) for a in (x, recon)]
   return {"reconstructions": tile(np.clip(np.concatenate(rows), 0, 1), 2 * pairs, cols),
-          "samples": tile(_to_pixels(samples, config.likelihood), classes, 10)}
+          "samples": tile(_to_pixels(samples, spec.likelihood), classes, 10)}
 
 
-def _histogram_fn(model: models.VAE, config) -> Callable:
+@functools.cache
+def _histogram_fn(spec: vae.VAESpec, seed: int) -> Callable:
   """(params, x, y) -> (posterior, one posterior draw and one prior draw per example)."""
-  from pareto_vae_jax import train  # train imports us
 
   def draw(params, x, y):
-    key = jax.random.fold_in(jax.random.key(config.seed), 2)
+    key = jax.random.fold_in(jax.random.key(seed), 2)
     n = x.shape[0]
     index = jnp.arange(n)
-    x = train.observed(config, {"x": x, "index": index}, key)
-    q = model.apply(params, train.encoder_input(config, x, key, index), y,
-                    method=models.VAE.encode)
-    p = model.apply(params, y, n, method=models.VAE.prior_dist)
-    z_q, _ = train.sample_latent(jax.random.split(jax.random.fold_in(key, 1), n), q)
-    z_p, _ = train.sample_latent(jax.random.split(jax.random.fold_in(key, 2), n), p)
+    x = vae.observed(spec, {"x": x, "index": index}, key)
+    q = vae.encode(spec, params, vae.encoder_input(spec, x, key, index), y)
+    p = vae.prior(spec, params, y, n)
+    z_q, _ = vae.draw(jax.random.split(jax.random.fold_in(key, 1), n), q)
+    z_p, _ = vae.draw(jax.random.split(jax.random.fold_in(key, 2), n), p)
     return q, z_q, z_p
 
-  return _jitted(("histograms",), model, config, draw)
+  return jit(draw)
 
 
-def latent_histograms(model: models.VAE, params, ds, config, *, num_examples: int = 512,
+def latent_histograms(spec: vae.VAESpec, params, ds, seed: int, *, num_examples: int = 512,
                       num_dims: int = 8) -> dict[str, np.ndarray]:
   """Values to histogram: the posterior's parameters and latent draws on fixed test examples.
 
   The first ``num_examples`` test examples are encoded as in evaluation (binarized, or
-  corrupted for a denoising run), with draws that depend on ``config.seed`` only, so
+  corrupted for a denoising run), with draws that depend on ``seed`` only, so
   successive epochs differ by the parameters alone. Positive families are histogrammed as
   ``log z``, the space they are drawn in: their draws span orders of magnitude (a Pareto's can
   overflow float32 for a small tail index) and ``log z`` shows the weight of a tail.
 
   Args:
-    model: the VAE.
+    spec: the model.
     params: its parameters.
     ds: the dataset; the values come from its test split.
-    config: the run's config.
+    seed: the run's seed.
     num_examples: how many test examples (fewer if the test split is smaller).
     num_dims: the first dimensions that get a histogram of their own.
 
@@ -263,14 +239,14 @@ def latent_histograms(model: models.VAE, params, ds, config, *, num_examples: in
     ``prior/z``: one prior draw per example, with its label for a conditional model, ``[N, D]``.
   """
   n = min(num_examples, len(ds.test_x))
-  q, z_q, z_p = jax.device_get(_histogram_fn(model, config)(
+  q, z_q, z_p = jax.device_get(_histogram_fn(spec, seed)(
       params, jnp.asarray(ds.test_x[:n]), jnp.asarray(ds.test_y[:n])))
   if joint.is_joint(q):  # full covariance, flows: real draws; loc and scales per dimension
     z = "z"
     values = {f"posterior/{name}": np.asarray(v) for name, v in joint.per_dim_params(q).items()}
   else:
-    z = "log_z" if D.family_info(model.family).rsample_log is not None else "z"
-    not_predicted = set(model.fixed or {}) - set(model.posterior_lower_bounds or {})
+    z = "log_z" if D.family_info(spec.latent).rsample_log is not None else "z"
+    not_predicted = set(dict(spec.fixed)) - set(dict(spec.posterior_lower_bounds))
     values = {f"posterior/{name}": np.asarray(v)
               for name, v in zip(q.param_names, q.params) if name not in not_predicted}
   values[f"latent/{z}"] = np.asarray(z_q)
@@ -280,28 +256,28 @@ def latent_histograms(model: models.VAE, params, ds, config, *, num_examples: in
   return values
 
 
-def write_images(workdir: str, model: models.VAE, params, ds, config, use_log: bool) -> None:
+def write_images(workdir: str, spec: vae.VAESpec, params, ds, seed: int) -> None:
   """``reconstructions.png`` and ``samples.png`` (see ``image_grids``) into ``workdir``."""
-  grids = image_grids(model, params, ds, config, use_log)
+  grids = image_grids(spec, params, ds, seed)
   if not grids:
     logging.info("No image grids for non-image data '%s'.", ds.name)
     return
   _save_png(os.path.join(workdir, "reconstructions.png"), grids["reconstructions"],
             "encoder inputs (rows 1, 3) and reconstructions (rows 2, 4)")
-  title = ("prior samples, one row per class" if config.conditional else "prior samples")
+  title = ("prior samples, one row per class" if spec.conditional else "prior samples")
   _save_png(os.path.join(workdir, "samples.png"), grids["samples"], title)
 
 
-def write_tensorboard_summaries(writer: MetricWriter, step: int, model: models.VAE, params, ds,
-                                config, use_log: bool) -> None:
+def write_tensorboard_summaries(writer: MetricWriter, step: int, spec: vae.VAESpec, params, ds,
+                                seed: int) -> None:
   """Writes the image grids and the latent histograms of the model at ``step`` to TensorBoard.
 
   Images (image data only): ``images/reconstructions`` and ``images/samples``, the grids of
   ``image_grids``. Histograms: the tags of ``latent_histograms`` (``posterior/<name>``,
   ``latent/z``, ``latent/z_dim<d>``, ``prior/z``; ``log_z`` for positive families).
   """
-  for name, grid in image_grids(model, params, ds, config, use_log).items():
+  for name, grid in image_grids(spec, params, ds, seed).items():
     writer.write_image(step, f"images/{name}", grid)
-  for tag, values in latent_histograms(model, params, ds, config).items():
+  for tag, values in latent_histograms(spec, params, ds, seed).items():
     writer.write_histogram(step, tag, values)
   writer.flush()

@@ -1,4 +1,6 @@
-"""Training: the state, the pure train step, a whole-epoch ``lax.scan``, evaluation, the loop.
+"""Training: the state, the pure train step, chunks of steps as one compiled call, the loop.
+
+What the model computes on a batch lives in ``vae``; this module only trains it.
 
 ``train_and_evaluate(config, workdir)`` is the one entry point; ``main.py`` and notebooks call it.
 
@@ -30,22 +32,17 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from pareto_vae_jax._xla_workaround import jit
 from pareto_vae_jax import checkpoint as ckpt_lib
 from pareto_vae_jax import data as data_lib
-from pareto_vae_jax import distributions as D
-from pareto_vae_jax.distributions import joint, mixture
 from pareto_vae_jax import models
 from pareto_vae_jax import multihost
 from pareto_vae_jax import objectives
 from pareto_vae_jax import progress as progress_lib
 from pareto_vae_jax import reporting
+from pareto_vae_jax import vae
 
 Array = jax.Array
 Batch = dict[str, Array]
 
-# Config fields that define the model; a checkpoint saved under other values cannot be resumed.
-MODEL_KEYS = ("dataset", "latent", "conditional", "prior", "latent_dim", "architecture", "hidden",
-              "upsampling", "decoder_input", "pareto_alpha0", "pareto_scale", "likelihood",
-              "noise", "noise_channels", "pareto_posterior_scale", "prior_components",
-              "flow_layers", "iaf_steps", "iaf_hidden", "iaf_context")
+MODEL_KEYS = vae.MODEL_KEYS
 
 # What TensorBoard's HParams tab lines runs up by: the fields that define the model, and those
 # of its training.
@@ -53,10 +50,6 @@ HPARAM_KEYS = MODEL_KEYS + ("binarize", "noise_scale", "gaussian_scale", "head_i
                             "weight_init", "dtype", "beta", "warmup_epochs", "free_bits",
                             "batch_size", "num_epochs", "learning_rate", "grad_clip", "seed",
                             "iwae_samples")
-
-# Pixel noise of the denoising experiments (the heavy-tail study, section 3.6), before
-# ``noise_scale``: Normal(0, 1), LogNormal(0, 0.5), Uniform(0, 1), InverseGaussian(1, 1).
-NOISES = ("none", "normal", "lognormal", "uniform", "inverse_gaussian")
 
 
 @flax.struct.dataclass
@@ -68,305 +61,35 @@ class TrainState:
 
 
 # ------------------------------------------------------------------------------------------------
-# Model construction.
-
-
-def latent_hyper(config: ml_collections.ConfigDict) -> tuple[dict[str, float], dict[str, float]]:
-  """(parameters the networks do not predict, keyword arguments of the standard prior).
-
-  The Pareto prior's scale x_m is fixed; the standard prior is Pareto(alpha0, x_m). With
-  ``pareto_posterior_scale = shared`` (the guide, section 3.2.1) the posterior shares that
-  x_m; ``learned`` lets the encoder predict x_q >= x_m (see ``posterior_lower_bounds``).
-  """
-  if joint.is_joint_family(config.latent):
-    return {}, {}
-  if config.latent == "pareto":
-    return ({"scale": config.pareto_scale},
-            {"alpha": config.pareto_alpha0, "scale": config.pareto_scale})
-  fixed = dict(D.family_info(config.latent).latent_fixed)
-  return fixed, dict(fixed)
-
-
-def posterior_lower_bounds(config) -> dict[str, float]:
-  """Pareto with a learned posterior scale: x_q = x_m exp(softplus(.)) >= x_m, so the KL to
-  the Pareto(alpha0, x_m) prior stays finite (the general-scale closed form of ``kl_pareto``).
-
-  With a shared scale, log(z / x_m) ~ Exponential(alpha) has mean = standard deviation = 1/alpha
-  whatever alpha is: a dimension can move its code only by widening it. A learned x_q shifts
-  log z without widening it.
-  """
-  mode = config.get("pareto_posterior_scale", "shared")
-  if mode not in ("shared", "learned"):
-    raise ValueError(f"Unknown pareto_posterior_scale '{mode}'; valid: shared, learned.")
-  if config.latent == "pareto" and mode == "learned":
-    return {"scale": config.pareto_scale}
-  return {}
-
-
-def joint_options(config) -> dict[str, int]:
-  """Structure of the joint families (flows): ``distributions.joint``'s ``options``."""
-  return {name: int(config.get(name, default)) for name, default in
-          (("flow_layers", 8), ("iaf_steps", 2), ("iaf_hidden", 128), ("iaf_context", 16))}
-
-
-def build_model(config: ml_collections.ConfigDict, ds: data_lib.Dataset) -> models.VAE:
-  fixed, prior_kwargs = latent_hyper(config)
-  return models.VAE(
-      family=config.latent,
-      latent_dim=config.latent_dim,
-      num_classes=ds.num_classes if config.conditional else 0,
-      input_shape=tuple(ds.input_shape),
-      architecture=config.architecture,
-      hidden=tuple(config.hidden),
-      upsampling=config.upsampling,
-      prior=config.prior,
-      fixed=fixed,
-      posterior_lower_bounds=posterior_lower_bounds(config),
-      prior_components=config.get("prior_components", 10),
-      standard_prior_kwargs=prior_kwargs,
-      head_init_scale=config.get("head_init_scale", 1.0),
-      joint_options=joint_options(config),
-      dtype=compute_dtype(config),
-      weight_init=config.get("weight_init", "fan_in_uniform"),
-  )
-
-
-def compute_dtype(config) -> Any:
-  """The networks' compute dtype (``config.dtype``); parameters are float32 either way."""
-  name = config.get("dtype", "float32")
-  if name not in ("float32", "bfloat16"):
-    raise ValueError(f"Unknown dtype '{name}'; valid: float32, bfloat16 (compute in bfloat16 "
-                     "with float32 parameters, for GPUs and TPUs).")
-  return jnp.dtype(name)
-
-
-def feeds_log(config: ml_collections.ConfigDict) -> bool:
-  """Whether the decoder sees log z rather than z (positive families only)."""
-  if joint.is_joint_family(config.latent):
-    return False
-  info = D.family_info(config.latent)
-  positive = info.rsample_log is not None
-  if config.decoder_input == "auto":
-    # The power-law families: see docs/benchmarks.md, "Decoder input for Pareto".
-    return positive and info.decode_log
-  if config.decoder_input not in ("z", "log"):
-    raise ValueError(f"Unknown decoder_input '{config.decoder_input}'; valid: auto, z, log.")
-  return positive and config.decoder_input == "log"
-
-
-# ------------------------------------------------------------------------------------------------
-# Per-example terms of the objective.
-
-
-def _example_keys(key: Array, index: Array) -> Array:
-  return jax.vmap(jax.random.fold_in, (None, 0))(key, index)
-
-
-def sample_latent(keys: Array, q: D.Distribution, num_samples: int | None = None):
-  """Draws per example (one key each). Returns (draw, log q(z), in_log_space).
-
-  Positive families are drawn in log space, where the draw and its density stay finite for
-  every tail index (``rsample_log``, ``log_prob_log``).
-  """
-  if joint.is_joint(q):  # full-covariance Gaussian, flows: draws on the real line
-    return joint.sample_with_log_prob(keys, q, num_samples)[0], False
-  shape = () if num_samples is None else (num_samples,)
-  if isinstance(q, mixture.Mixture):  # prior samples from a VampPrior or mixture prior
-    in_log = mixture.is_positive(q)
-    sampler = mixture.rsample_log if in_log else mixture.rsample
-  else:
-    in_log = D.family_info(q).rsample_log is not None
-    sampler = D.rsample_log if in_log else D.rsample
-  r = jax.vmap(lambda k, d: sampler(k, d, shape), out_axes=int(num_samples is not None))(keys, q)
-  return r, in_log
-
-
-def latent_log_prob(dist: D.Distribution, r: Array, in_log: bool) -> Array:
-  """Per-dimension log-density at the draw ``r`` ([..., D]); joint ([...]) for a mixture."""
-  if isinstance(dist, mixture.Mixture):
-    return mixture.log_prob_log(dist, r) if in_log else mixture.log_prob(dist, r)
-  return D.log_prob_log(dist, r) if in_log else D.log_prob(dist, r)
-
-
-def joint_log_prob(dist, r: Array, in_log: bool) -> Array:
-  """log p(z) of the whole latent vector, ``[...]``."""
-  if joint.is_joint(dist):
-    info = joint.joint_info(dist)
-    if info.log_prob is None:
-      raise ValueError(f"{type(dist).__name__}'s density is known only at its own draws; use "
-                       "sample_and_log_q.")
-    return info.log_prob(dist, r)
-  lp = latent_log_prob(dist, r, in_log)
-  return lp if isinstance(dist, mixture.Mixture) else jnp.sum(lp, -1)
-
-
-def sample_and_log_q(keys: Array, q, num_samples: int | None = None):
-  """``(draw, in_log, log q(draw))``: the joint log-density of each example's draw.
-
-  For a flow the density comes with the draw (its change of variables); for every other
-  posterior it is evaluated at the draw.
-  """
-  if joint.is_joint(q):
-    z, log_q = joint.sample_with_log_prob(keys, q, num_samples)
-    return z, False, log_q
-  r, in_log = sample_latent(keys, q, num_samples)
-  return r, in_log, joint_log_prob(q, r, in_log)
-
-
-def decoder_input(r: Array, in_log: bool, use_log: bool) -> Array:
-  return jnp.exp(r) if in_log and not use_log else r
-
-
-def reconstruction_log_likelihood(config, out: Array, x: Array) -> Array:
-  """Per-example log p(x | z) (or minus the MSE, the study's loss, for ``mse``)."""
-  event_ndim = x.ndim - 1
-  if config.likelihood == "bernoulli":
-    return objectives.bernoulli_log_likelihood(out, x, event_ndim=event_ndim)
-  if config.likelihood == "gaussian":
-    return objectives.gaussian_log_likelihood(out, x, scale=config.gaussian_scale,
-                                              event_ndim=event_ndim)
-  if config.likelihood == "mse":
-    return -objectives.mean_squared_error(out, x, event_ndim=event_ndim)
-  if config.likelihood == "sse":
-    return -objectives.sum_squared_error(out, x, event_ndim=event_ndim)
-  raise ValueError(f"Unknown likelihood '{config.likelihood}'; valid: bernoulli, gaussian, mse, "
-                   "sse.")
-
-
-def observed(config, batch: Batch, key: Array) -> Array:
-  """The inputs the model encodes and scores: ``x``, or with ``binarize`` a Bernoulli(x) draw."""
-  if not config.binarize:
-    return batch["x"]
-  keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(_example_keys(key, batch["index"]))
-  return jax.vmap(data_lib.binarize)(keys, batch["x"])
-
-
-def _unit_noise(key: Array, kind: str, shape: tuple[int, ...]) -> Array:
-  if kind == "normal":
-    return jax.random.normal(key, shape)
-  if kind == "lognormal":
-    return jnp.exp(0.5 * jax.random.normal(key, shape))
-  if kind == "uniform":
-    return jax.random.uniform(key, shape)
-  if kind == "inverse_gaussian":
-    return D.rsample(key, D.InverseGaussian(jnp.ones(shape), jnp.ones(shape)))
-  raise ValueError(f"Unknown noise '{kind}'; valid: {', '.join(NOISES)}.")
-
-
-def encoder_input(config, x: Array, key: Array, index: Array) -> Array:
-  """What the encoder sees: ``x``, or for denoising ``x`` plus noise or with noise channels.
-
-  ``noise_channels = 0`` adds ``noise_scale`` times a unit draw to every pixel; ``m > 0``
-  stacks m channels of such noise after the image instead (the study's stacked channels).
-  The decoder always reconstructs the clean ``x``. Fresh noise per example and step.
-  """
-  kind = config.get("noise", "none")
-  if kind == "none":
-    return x
-  keys = jax.vmap(lambda k: jax.random.fold_in(k, 3))(_example_keys(key, index))
-  channels = config.noise_channels or x.shape[-1]
-  noise = jax.vmap(lambda k: _unit_noise(k, kind, x.shape[1:-1] + (channels,)))(keys)
-  noise = config.noise_scale * noise
-  return jnp.concatenate([x, noise], -1) if config.noise_channels else x + noise
-
-
-def encoder_input_shape(config, ds: data_lib.Dataset) -> tuple[int, ...]:
-  shape = tuple(ds.input_shape)
-  if config.get("noise", "none") != "none" and config.noise_channels:
-    shape = shape[:-1] + (shape[-1] + config.noise_channels,)
-  return shape
-
-
-def forward(model: models.VAE, config, params, batch: Batch, key: Array) -> dict[str, Array]:
-  """Encodes, samples once per example, decodes. Per-example terms, shapes [B] or [B, dim]."""
-  x, y = observed(config, batch, key), batch.get("y")
-  keys = _example_keys(key, batch["index"])
-  inputs = encoder_input(config, x, key, batch["index"])
-  q = model.apply(params, inputs, y, method=models.VAE.encode)
-  p = model.apply(params, y, x.shape[0], method=models.VAE.prior_dist)
-  if joint.is_joint(q):
-    r, in_log, log_q = sample_and_log_q(keys, q)
-  else:
-    r, in_log = sample_latent(keys, q)
-  out = model.apply(params, decoder_input(r, in_log, feeds_log(config)), y,
-                    method=models.VAE.decode)
-  if joint.is_joint(q):
-    # One KL for the whole vector (closed form for the full-covariance Gaussian, else the
-    # single-sample estimate), shared equally by the dimensions so that their sum is the KL.
-    if joint.has_closed_form_joint_kl(type(q), type(p)):
-      kl = joint.joint_kl(q, p)
-    else:
-      kl = log_q - joint_log_prob(p, r, in_log)
-    kl_dim = jnp.broadcast_to(kl[:, None] / r.shape[-1], r.shape)
-  elif D.has_closed_form_kl(type(q), type(p)):
-    kl_dim = D.kl(q, p)
-  elif isinstance(p, mixture.Mixture):
-    # A mixture's density is joint over the dimensions: the single-sample estimate of the
-    # whole KL, its prior term shared equally by the dimensions (their sum is what counts).
-    log_p = joint_log_prob(p, r, in_log)
-    kl_dim = latent_log_prob(q, r, in_log) - log_p[:, None] / r.shape[-1]
-  else:  # a single-sample Monte Carlo estimate, unbiased, from the same draw
-    kl_dim = latent_log_prob(q, r, in_log) - latent_log_prob(p, r, in_log)
-  return {"log_lik": reconstruction_log_likelihood(config, out, x), "kl_dim": kl_dim}
-
-
-def log_kl_estimator(config) -> str:
-  """Says once, per run, which KL the objective uses; returns the message."""
-  prior = config.get("prior", "standard")
-  if joint.is_joint_family(config.latent):
-    info = joint.joint_info(config.latent)
-    # The standard prior is N(0, I); a learned prior is of the posterior's family where its
-    # density is tractable (full covariance), else a factorized Gaussian (flows).
-    q_cls = info.cls
-    p_cls = q_cls if prior == "learned" and info.log_prob is not None else D.Gaussian
-    closed = prior in ("standard", "learned") and joint.has_closed_form_joint_kl(q_cls, p_cls)
-    whole = " (one for the whole latent vector)"
-    mixture_of = "Gaussian"
-  else:
-    q_cls = p_cls = D.family_info(config.latent).cls
-    closed = prior not in ("vamp", "mixture") and D.has_closed_form_kl(q_cls, p_cls)
-    whole = ""
-    mixture_of = q_cls.__name__
-  p_name = f"mixture of {mixture_of}" if prior in ("vamp", "mixture") else p_cls.__name__
-  pair = f"KL({q_cls.__name__} || {p_name})"
-  message = (f"{pair}: closed form{whole}." if closed else
-             f"{pair} has no closed form; the ELBO uses the single-sample Monte Carlo estimate "
-             "log q(z) - log p(z) at the same draw (unbiased).")
-  logging.info(message)
-  multihost.say(message)
-  return message
-
-
-# ------------------------------------------------------------------------------------------------
 # The train step.
 
 
-def make_train_step(model: models.VAE, tx: optax.GradientTransformation, config, *,
+def make_train_step(spec: vae.VAESpec, tx: optax.GradientTransformation, config, *,
                     steps_per_epoch: int, axis_name: str | None = None) -> Callable:
   """Builds the pure step ``(state, batch, key) -> (state, metrics)``.
 
+  The config's training fields are read here, once; the step itself sees plain numbers.
   With ``axis_name`` (under ``jax.pmap``), gradients, metrics and the batch mean of the
   per-dimension KL (which free bits clamps) are averaged over that axis.
   """
-  warmup_steps = config.warmup_epochs * steps_per_epoch
+  warmup_steps = float(config.warmup_epochs) * steps_per_epoch
+  beta_max, free_bits = float(config.beta), float(config.free_bits)
 
   def pmean(x):
     return x if axis_name is None else jax.lax.pmean(x, axis_name)
 
   def loss_fn(params, batch, key, beta):
-    terms = forward(model, config, params, batch, key)
+    terms = vae.terms(spec, params, batch, key)
     kl_dim_mean = pmean(jnp.mean(terms["kl_dim"], axis=0))
-    kl_objective = jnp.sum(objectives.free_bits(kl_dim_mean[None], bits=config.free_bits))
+    kl_objective = jnp.sum(objectives.free_bits(kl_dim_mean[None], bits=free_bits))
     recon = -jnp.mean(terms["log_lik"])
-    # The study's loss is 1/2 (MSE + beta KL) (eq. 3); the others are the negative ELBO.
-    scale = 0.5 if config.likelihood in ("mse", "sse") else 1.0
-    loss = scale * (recon + beta * kl_objective)
+    loss = spec.loss_scale * (recon + beta * kl_objective)
     kl = jnp.sum(kl_dim_mean)
     return loss, {"loss": loss, "recon": recon, "kl": kl, "elbo": -(recon + kl), "beta": beta}
 
   def train_step(state: TrainState, batch: Batch, key: Array) -> tuple[TrainState, dict]:
     key = jax.random.fold_in(key, state.step)
-    beta = config.beta * objectives.kl_warmup(state.step, warmup_steps=warmup_steps)
+    beta = beta_max * objectives.kl_warmup(state.step, warmup_steps=warmup_steps)
     grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, batch, key, beta)
     grads = pmean(grads)
     metrics = pmean(metrics)
@@ -383,13 +106,11 @@ def make_optimizer(config) -> optax.GradientTransformation:
   return optax.chain(optax.clip_by_global_norm(config.grad_clip), optax.adam(config.learning_rate))
 
 
-def init_state(model: models.VAE, tx, ds: data_lib.Dataset, config) -> TrainState:
+def init_state(spec: vae.VAESpec, tx, config) -> TrainState:
+  """Step 0: fresh parameters and optimizer state, and the run's key from ``config.seed``."""
   rng = jax.random.key(config.seed)
-  x = jnp.zeros((1, *encoder_input_shape(config, ds)), jnp.float32)
-  y = jnp.zeros((1,), jnp.int32)
-  # Jitted: run eagerly, each initializer op would compile on its own (seconds on a CPU).
   # Initialization draws from its own stream, separate from the per-step fold_in(rng, step).
-  params = jit(model.init)(jax.random.split(rng)[1], x, y)
+  params = spec.init(jax.random.split(rng)[1])
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=jit(tx.init)(params), rng=rng)
 
@@ -528,70 +249,15 @@ def saves_after(config, step: int, steps_per_epoch: int) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------
-# Evaluation.
-
-
-def make_eval_fn(model: models.VAE, config, num_samples: int) -> Callable:
-  """Per-example test ELBO terms and the IWAE bound with ``num_samples`` importance samples."""
-
-  @jit
-  def evaluate_batch(params, batch, key):
-    terms = forward(model, config, params, batch, key)
-    x, y = observed(config, batch, key), batch.get("y")  # the draw the ELBO terms scored
-    inputs = encoder_input(config, x, key, batch["index"])  # and the same corruption
-    q = model.apply(params, inputs, y, method=models.VAE.encode)
-    p = model.apply(params, y, x.shape[0], method=models.VAE.prior_dist)
-    keys = _example_keys(jax.random.fold_in(key, 2), batch["index"])
-    r, in_log, log_q = sample_and_log_q(keys, q, num_samples)  # [k, B, dim], [k, B]
-    log_p = joint_log_prob(p, r, in_log)
-    z_in = decoder_input(r, in_log, feeds_log(config))
-    out = jax.vmap(lambda z: model.apply(params, z, y, method=models.VAE.decode))(z_in)
-    log_lik = jax.vmap(lambda o: reconstruction_log_likelihood(config, o, x))(out)
-    kl = jnp.sum(terms["kl_dim"], -1)
-    return {"elbo": terms["log_lik"] - kl, "recon": -terms["log_lik"], "kl": kl,
-            "iwae": objectives.iwae_bound(log_lik, log_p, log_q)}
-
-  return evaluate_batch
-
-
-def evaluate(eval_fn: Callable, params, x: np.ndarray, y: np.ndarray, batch_size: int,
-             key: Array, *, progress: bool = False) -> dict[str, float]:
-  """Test metrics: means and standard errors over examples (the last partial batch included).
-
-  With ``progress`` (and more than one batch), a line with the ETA at most every 10 s: IWAE
-  with k = 1000 on 10k test digits takes minutes.
-  """
-  outputs: dict[str, list] = {}
-  bar = progress_lib.Progress(len(x), "  evaluate", unit="ex",
-                              enabled=progress and len(x) > batch_size)
-  for start in range(0, len(x), batch_size):
-    idx = np.arange(start, min(start + batch_size, len(x)))
-    batch = {"x": jnp.asarray(x[idx]), "y": jnp.asarray(y[idx]), "index": jnp.asarray(idx)}
-    for k, v in eval_fn(params, batch, key).items():
-      outputs.setdefault(k, []).append(np.asarray(v))
-    bar.update(len(idx))
-  bar.close()
-  values = {k: np.concatenate(v) for k, v in outputs.items()}
-  result = {}
-  for name in ("elbo", "recon", "kl", "iwae"):
-    v = values[name].astype(np.float64)
-    result[name] = float(v.mean())
-    result[name + "_stderr"] = float(v.std() / math.sqrt(len(v)))
-  result["num_examples"] = int(len(x))
-  return result
-
-
-# ------------------------------------------------------------------------------------------------
 # The loop.
 
 
-def _check_config(config, ds: data_lib.Dataset, num_devices: int) -> None:
-  compute_dtype(config)
-  models.kernel_init(config.get("weight_init", "fan_in_uniform"))
-  if config.latent not in D.latent_names():
-    raise ValueError(f"Unknown latent '{config.latent}'; valid: {', '.join(D.latent_names())}.")
+def _check_config(config, ds: data_lib.Dataset, num_devices: int) -> vae.VAESpec:
+  """The model's spec, once every value of ``config`` is known to be usable with ``ds``."""
+  spec = vae.VAESpec.from_config(config, ds)  # unknown latents, likelihoods, noises, dtypes
+  models.kernel_init(spec.weight_init)
   # (--prior=vamp with a joint family is refused by models.VAE itself, before any training.)
-  if joint.is_joint_family(config.latent):
+  if vae.kl_method(*vae.latent_classes(spec)) in ("closed_joint", "estimate_joint"):
     if config.free_bits:
       raise ValueError(f"free_bits needs a KL per dimension; '{config.latent}' has one KL for "
                        "the whole latent vector. Set --config.free_bits=0.")
@@ -605,12 +271,9 @@ def _check_config(config, ds: data_lib.Dataset, num_devices: int) -> None:
   if prior == "vamp" and config.get("noise_channels", 0):
     raise ValueError("The VampPrior's pseudo-inputs have the data's shape; with noise_channels "
                      "the encoder expects more channels. Use --prior=mixture or no channels.")
-  noise = config.get("noise", "none")
-  if noise not in NOISES:
-    raise ValueError(f"Unknown noise '{noise}'; valid: {', '.join(NOISES)}.")
-  if config.get("noise_channels", 0) and noise == "none":
+  if spec.noise_channels and spec.noise == "none":
     raise ValueError("noise_channels needs a noise type; set --config.noise=normal (or another "
-                     f"of {', '.join(NOISES[1:])}).")
+                     f"of {', '.join(vae.NOISES[1:])}).")
   if config.batch_size % num_devices:
     raise ValueError(f"batch_size={config.batch_size} must be a multiple of the "
                      f"{num_devices} devices; set --config.batch_size accordingly.")
@@ -628,6 +291,7 @@ def _check_config(config, ds: data_lib.Dataset, num_devices: int) -> None:
             f"--conditional needs labels in [0, {ds.num_classes}); the {split} split of "
             f"'{ds.name}' has labels in [{labels.min()}, {labels.max()}]. Fix the labels or run "
             "without --conditional.")
+  return spec
 
 
 def fit(config: ml_collections.ConfigDict, workdir: str):
@@ -638,8 +302,8 @@ def fit(config: ml_collections.ConfigDict, workdir: str):
   processes (``multihost``) every process calls this with the same config and work directory.
 
   Returns:
-    ``(state, model, ds)``: the trained state (parameters replicated on every device), the
-    model and the dataset.
+    ``(state, spec, ds)``: the trained state (parameters replicated on every device), the
+    model's ``vae.VAESpec`` and the dataset.
   """
   if "://" in workdir:
     raise ValueError(f"workdir={workdir!r} is a URL; the trainer writes through the local "
@@ -649,23 +313,23 @@ def fit(config: ml_collections.ConfigDict, workdir: str):
   ds = data_lib.load_dataset(config.dataset, seed=config.seed,
                              data_dir=config.get("data_dir", ""))
   mesh = multihost.global_mesh()
-  _check_config(config, ds, mesh.size)
-
-  model = build_model(config, ds)
-  log_kl_estimator(config)
+  spec = _check_config(config, ds, mesh.size)
+  multihost.say(vae.describe_kl(spec))
   tx = make_optimizer(config)
   steps_per_epoch = len(ds.train_x) // config.batch_size
   total_steps = steps_per_epoch * config.num_epochs
-  state = init_state(model, tx, ds, config)
+  state = init_state(spec, tx, config)
   if jax.process_count() > 1:  # restore into (and train from) arrays that span all processes
     state = multihost.replicate(jax.device_get(state), mesh)
-  meta = {"config": config.to_dict(), "steps_per_epoch": steps_per_epoch}
+  # What loading the model needs besides its config (``trained.load``, without the data).
+  meta = {"config": config.to_dict(), "steps_per_epoch": steps_per_epoch,
+          "input_shape": list(spec.input_shape), "num_classes": ds.num_classes}
   compat = tuple(f"config.{k}" for k in MODEL_KEYS)
 
-  checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                       max_to_keep=config.keep_checkpoints)
+  checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), state, meta,
+                                       model_keys=compat, max_to_keep=config.keep_checkpoints)
   try:
-    restored = checkpointer.restore_latest(state, meta, compat_keys=compat)
+    restored = checkpointer.restored
     # The config as run, once the workdir's checkpoints are known to be of this model (else
     # the error above left everything as it was) and before training writes anything.
     if multihost.is_primary():
@@ -676,11 +340,11 @@ def fit(config: ml_collections.ConfigDict, workdir: str):
       logging.info("Resumed from the checkpoint at step %d in %s.", step, workdir)
       multihost.say(f"Resumed from checkpoint at step {step} in {workdir}")
     if int(state.step) < total_steps:
-      state = _train(config, ds, model, tx, state, mesh, checkpointer, workdir,
+      state = _train(config, ds, spec, tx, state, mesh, checkpointer, workdir,
                      steps_per_epoch, meta)
   finally:
     checkpointer.close()
-  return state, model, ds
+  return state, spec, ds
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
@@ -689,7 +353,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   A run that already finished returns the metrics it saved in ``test_metrics.json``. Metrics,
   TensorBoard events, ``test_metrics.json`` and pictures are written by process 0 only.
   """
-  state, model, ds = fit(config, workdir)
+  state, spec, ds = fit(config, workdir)
   step = int(state.step)
   total_steps = len(ds.train_x) // config.batch_size * config.num_epochs
   finished = _finished_metrics(workdir, step)
@@ -699,8 +363,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     return finished
 
   params = jax.device_get(state.params)
-  eval_fn = make_eval_fn(model, config, config.iwae_samples)
-  results = evaluate(eval_fn, params, ds.test_x, ds.test_y, config.eval_batch_size,
+  eval_fn = vae.make_eval_fn(spec, config.iwae_samples)
+  results = vae.evaluate(eval_fn, params, ds.test_x, ds.test_y, config.eval_batch_size,
                      jax.random.fold_in(jax.random.key(config.seed), 2**30),
                      progress=multihost.is_primary())
   results["step"] = step
@@ -718,7 +382,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if results["finished"]:
     with open(os.path.join(workdir, "test_metrics.json"), "w") as f:
       json.dump(results | {"config": config.to_dict()}, f, indent=2)
-    reporting.write_images(workdir, model, params, ds, config, feeds_log(config))
+    reporting.write_images(workdir, spec, params, ds, config.seed)
   return results
 
 
@@ -781,11 +445,11 @@ class PreemptionWatch:
     return self._signalled
 
 
-def _train(config, ds, model, tx, state, mesh, checkpointer, workdir, steps_per_epoch,
+def _train(config, ds, spec, tx, state, mesh, checkpointer, workdir, steps_per_epoch,
            meta) -> TrainState:
   """The epoch loop: compiled chunks of steps, checkpoints, a line and metrics per epoch."""
   total_steps = steps_per_epoch * config.num_epochs
-  train_step = make_train_step(model, tx, config, steps_per_epoch=steps_per_epoch)
+  train_step = make_train_step(spec, tx, config, steps_per_epoch=steps_per_epoch)
   state, run_chunk = make_trainer_runner(config, ds, train_step, state, mesh)
   primary = multihost.is_primary()
   writer = reporting.MetricWriter(workdir) if primary else None
@@ -833,7 +497,7 @@ def _train(config, ds, model, tx, state, mesh, checkpointer, workdir, steps_per_
       progress.update(end - offset, loss=float(np.mean(metrics["loss"])))
       preempted = preemption.reached(step)
       if saves_after(config, step, steps_per_epoch) or preempted:
-        checkpointer.save(step, state, meta | {"epoch": epoch, "offset": end}, force=True)
+        checkpointer.save(step, state, meta | {"epoch": epoch, "offset": end})
       if preempted:
         checkpointer.wait_until_finished()
         progress.say(f"Pre-emption notice: saved a checkpoint at step {step} in {workdir}; "
@@ -857,9 +521,8 @@ def _train(config, ds, model, tx, state, mesh, checkpointer, workdir, steps_per_
         every = config.get("summary_every_epochs", 1)
         if every and ((epoch + 1) % every == 0 or step >= total_steps):
           # Images and latent histograms in TensorBoard (host copies of the replicated params).
-          reporting.write_tensorboard_summaries(writer, step, model,
-                                                jax.device_get(state.params), ds, config,
-                                                feeds_log(config))
+          reporting.write_tensorboard_summaries(writer, step, spec,
+                                                jax.device_get(state.params), ds, config.seed)
         progress.say(f"epoch {epoch + 1}/{config.num_epochs}  {rate:6.1f} steps/s  ETA "
                      f"{eta:5.0f}s  loss {summary['loss']:.3f}  recon {summary['recon']:.3f}  "
                      f"kl {summary['kl']:.3f}  beta {summary['beta']:.3f}{partial}")

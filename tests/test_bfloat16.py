@@ -14,6 +14,7 @@ import pytest
 
 from pareto_vae_jax import data as data_lib
 from pareto_vae_jax import train
+from pareto_vae_jax import vae
 
 import tiny
 
@@ -34,8 +35,8 @@ def test_bfloat16_compute_gives_the_float32_elbo_within_a_tenth_of_a_percent(arc
                    latent="pareto", conditional=True, latent_dim=4, batch_size=32,
                    hidden=(64,), warmup_epochs=0.0)
   f32, bf16 = tiny.config(**overrides), tiny.config(**overrides, dtype="bfloat16")
-  model, tx = train.build_model(f32, ds), train.make_optimizer(f32)
-  state = train.init_state(model, tx, ds, f32)
+  model, tx = vae.VAESpec.from_config(f32, ds), train.make_optimizer(f32)
+  state = train.init_state(model, tx, f32)
   step = jax.jit(train.make_train_step(model, tx, f32, steps_per_epoch=12))
   for i in range(12):  # move away from the initialization
     idx = jnp.arange(32 * i, 32 * (i + 1))
@@ -43,9 +44,9 @@ def test_bfloat16_compute_gives_the_float32_elbo_within_a_tenth_of_a_percent(arc
                     state.rng)
   results = {}
   for name, config in (("f32", f32), ("bf16", bf16)):
-    eval_fn = train.make_eval_fn(train.build_model(config, ds), config, 4)
-    results[name] = train.evaluate(eval_fn, state.params, ds.test_x, ds.test_y, 64,
-                                   jax.random.key(0))
+    eval_fn = vae.make_eval_fn(vae.VAESpec.from_config(config, ds), 4)
+    results[name] = vae.evaluate(eval_fn, state.params, ds.test_x, ds.test_y, 64,
+                                 jax.random.key(0))
   for metric in ("elbo", "iwae"):
     a, b = results["f32"][metric], results["bf16"][metric]
     assert abs(a - b) <= 1e-3 * abs(a), (metric, a, b)
@@ -57,8 +58,8 @@ def test_bfloat16_training_keeps_float32_parameters_and_computes_in_bfloat16():
   config = tiny.config(dataset="mnist", likelihood="bernoulli", architecture="conv",
                        latent="gaussian", conditional=True, latent_dim=2, batch_size=32,
                        dtype="bfloat16")
-  model, tx = train.build_model(config, ds), train.make_optimizer(config)
-  state = train.init_state(model, tx, ds, config)
+  model, tx = vae.VAESpec.from_config(config, ds), train.make_optimizer(config)
+  state = train.init_state(model, tx, config)
   idx = jnp.arange(32)
   batch = {"x": ds.train_x[idx], "y": ds.train_y[idx], "index": idx}
   hlo = jax.jit(train.make_train_step(model, tx, config, steps_per_epoch=12)).lower(
@@ -72,4 +73,4 @@ def test_bfloat16_training_keeps_float32_parameters_and_computes_in_bfloat16():
 
 def test_unknown_dtype_is_refused_with_the_valid_choices():
   with pytest.raises(ValueError, match="float32, bfloat16"):
-    train.compute_dtype(tiny.config(dtype="float16"))
+    vae.VAESpec.from_config(tiny.config(dtype="float16"), input_shape=(2,), num_classes=0)

@@ -10,9 +10,10 @@ import optax
 import pytest
 from absl import logging as absl_logging
 
+from pareto_vae_jax import checkpoint
 from pareto_vae_jax.checkpoint import Checkpointer, IncompatibleCheckpointError
 
-COMPAT_KEYS = ("config.latent", "config.latent_dim", "config.model")
+MODEL_KEYS = ("config.latent", "config.latent_dim", "config.model")
 
 
 def _meta(latent="pareto", latent_dim=8, epoch=0, index=0):
@@ -34,6 +35,19 @@ def _state(scale=1.0, latent_dim=8):
   opt_state = optax.adam(1e-3).init(params)
   return {"params": params, "opt_state": opt_state, "step": int(scale),
           "rng": jax.random.key(int(scale))}
+
+
+def _open(root, latent_dim=8, max_to_keep=3, **meta):
+  """A Checkpointer for the run `_state(latent_dim=...)`, `_meta(**meta)`."""
+  return Checkpointer(root, _state(latent_dim=latent_dim),
+                      _meta(latent_dim=latent_dim, **meta),
+                      model_keys=MODEL_KEYS, max_to_keep=max_to_keep)
+
+
+def _steps_on_disk(root):
+  """The step directories under `root`, read from the file system."""
+  return sorted(int(p.name) for p in pathlib.Path(root).iterdir()
+                if p.name.isdigit())
 
 
 def _snapshot(root):
@@ -60,6 +74,31 @@ def _assert_same_tree(a, b):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+def test_incompatibilities_names_each_differing_key_with_both_values():
+  saved = _meta(latent="pareto", latent_dim=8)
+  current = _meta(latent="lognormal", latent_dim=16, epoch=5)
+  assert checkpoint.incompatibilities(saved, current, MODEL_KEYS) == [
+      "config.latent: saved 'pareto' vs requested 'lognormal'",
+      "config.latent_dim: saved 8 vs requested 16",
+  ]
+  # Keys outside `keys` (epoch) never count; equal metas are compatible.
+  assert checkpoint.incompatibilities(saved, saved, MODEL_KEYS) == []
+
+
+def test_incompatibilities_compares_as_json_and_skips_keys_the_saved_meta_lacks():
+  # A tuple in the current meta equals the list JSON gave back for it.
+  assert checkpoint.incompatibilities(
+      {"hidden": [64, 32]}, {"hidden": (64, 32)}, ["hidden"]) == []
+  # A key added to the model definition after the checkpoint was written.
+  assert checkpoint.incompatibilities(
+      {"config": {}}, {"config": {"flow_layers": 2}}, ["config.flow_layers"]
+  ) == []
+  # A key the current meta lacks is a difference.
+  assert checkpoint.incompatibilities(
+      {"config": {"prior": "fixed"}}, {"config": {}}, ["config.prior"]
+  ) == ["config.prior: saved 'fixed' vs requested '<missing>'"]
+
+
 def test_round_trip_with_optax_state_int_step_and_typed_key(tmp_path):
   state = _state(scale=5.0)
   # Advance Adam once so mu/nu/count are non-trivial.
@@ -68,14 +107,14 @@ def test_round_trip_with_optax_state_int_step_and_typed_key(tmp_path):
   _, state["opt_state"] = tx.update(grads, state["opt_state"], state["params"])
   meta = _meta(epoch=3, index=1280)
 
-  with Checkpointer(tmp_path / "ckpt") as ckpt:
-    assert ckpt.restore_latest(_state(), _meta(), compat_keys=COMPAT_KEYS) is None
-    assert ckpt.save(5, state, meta)
-    assert ckpt.latest_step() == 5
+  with _open(tmp_path / "ckpt") as ckpt:
+    assert ckpt.restored is None
+    ckpt.save(5, state, meta)
+  assert _steps_on_disk(tmp_path / "ckpt") == [5]
 
   # A fresh Checkpointer, as after a process restart.
-  with Checkpointer(tmp_path / "ckpt") as ckpt:
-    restored = ckpt.restore_latest(_state(), _meta(), compat_keys=COMPAT_KEYS)
+  with _open(tmp_path / "ckpt") as ckpt:
+    restored = ckpt.restored
   assert restored is not None
   got, got_meta, step = restored
   assert step == 5
@@ -87,26 +126,43 @@ def test_round_trip_with_optax_state_int_step_and_typed_key(tmp_path):
       jax.random.key_data(jax.random.split(got["rng"])),
       jax.random.key_data(jax.random.split(state["rng"])),
   )
+  # The read-only function gives the same, and writes nothing.
+  before = _snapshot(tmp_path)
+  got, _, step = checkpoint.restore_latest(tmp_path / "ckpt", _state())
+  assert step == 5
+  _assert_same_tree(got, state)
+  assert checkpoint.latest_meta(tmp_path / "ckpt") == (5, meta)
+  assert checkpoint.all_steps(tmp_path / "ckpt") == [5]
+  assert _snapshot(tmp_path) == before
+
+
+def test_read_only_functions_on_a_missing_directory_create_nothing(tmp_path):
+  missing = tmp_path / "absent"
+  assert checkpoint.all_steps(missing) == []
+  assert checkpoint.latest_meta(missing) is None
+  assert checkpoint.restore_latest(missing, _state()) is None
+  assert not missing.exists()
 
 
 def test_keeps_only_last_k(tmp_path):
-  with Checkpointer(tmp_path, max_to_keep=2) as ckpt:
-    ckpt.restore_latest(_state(), _meta())
+  with _open(tmp_path, max_to_keep=2) as ckpt:
     for step in (1, 2, 3, 4):
       ckpt.save(step, _state(scale=step), _meta(index=step))
-    assert ckpt.all_steps() == [3, 4]
-    got, meta, step = ckpt.restore_latest(_state(), _meta())
+  assert _steps_on_disk(tmp_path) == [3, 4]
+  got, meta, step = checkpoint.restore_latest(tmp_path, _state())
   assert step == 4 and meta["index"] == 4
   _assert_same_tree(got, _state(scale=4))
 
 
-def test_save_interval_and_force(tmp_path):
-  with Checkpointer(tmp_path, save_interval_steps=10, async_save=False) as ckpt:
-    ckpt.restore_latest(_state(), _meta())
-    assert ckpt.save(10, _state(), _meta())
-    assert not ckpt.save(15, _state(), _meta())
-    assert ckpt.save(17, _state(), _meta(), force=True)
-    assert ckpt.all_steps() == [10, 17]
+def test_save_refuses_a_step_not_after_the_saved_ones(tmp_path):
+  with _open(tmp_path) as ckpt:
+    ckpt.save(2, _state(), _meta())
+    for step in (1, 2):
+      with pytest.raises(ValueError, match=f"step {step}.*holds step 2"):
+        ckpt.save(step, _state(), _meta())
+    with pytest.raises(TypeError):
+      ckpt.save(3, _state(), {"not json": object()})
+  assert _steps_on_disk(tmp_path) == [2]
 
 
 def _delete_meta(step_dir):
@@ -130,8 +186,7 @@ def _truncate_state_data(step_dir):
 @pytest.mark.parametrize(
     "damage", [_delete_meta, _truncate_state_metadata, _truncate_state_data])
 def test_damaged_latest_falls_back_to_previous(tmp_path, damage, monkeypatch):
-  with Checkpointer(tmp_path) as ckpt:
-    ckpt.restore_latest(_state(), _meta())
+  with _open(tmp_path) as ckpt:
     ckpt.save(1, _state(scale=1), _meta(index=1))
     ckpt.save(2, _state(scale=2), _meta(index=2))
   damage(tmp_path / "2")
@@ -139,48 +194,45 @@ def test_damaged_latest_falls_back_to_previous(tmp_path, damage, monkeypatch):
   warnings = []
   monkeypatch.setattr(absl_logging, "warning",
                       lambda msg, *args: warnings.append(msg % args))
-  with Checkpointer(tmp_path) as ckpt:
-    got, meta, step = ckpt.restore_latest(_state(), _meta())
+  with _open(tmp_path) as ckpt:
+    got, meta, step = ckpt.restored
     assert step == 1 and meta["index"] == 1
     _assert_same_tree(got, _state(scale=1))
     ours = [w for w in warnings if "falling back" in w]
     assert len(ours) == 1 and "step 2" in ours[0], warnings
+    # Opening deletes nothing; saving does.
+    assert _steps_on_disk(tmp_path) == [1, 2]
     # Training resumes from step 1 and reaches step 2 again: the damaged
     # step 2 must not block that save.
-    assert ckpt.save(2, _state(scale=3), _meta(index=3))
-    assert ckpt.all_steps() == [1, 2]
-  with Checkpointer(tmp_path) as ckpt:
-    got, meta, step = ckpt.restore_latest(_state(), _meta())
+    ckpt.save(2, _state(scale=3), _meta(index=3))
+  assert _steps_on_disk(tmp_path) == [1, 2]
+  with _open(tmp_path) as ckpt:
+    got, meta, step = ckpt.restored
   assert step == 2 and meta["index"] == 3
   _assert_same_tree(got, _state(scale=3))
 
 
-def test_all_damaged_returns_none(tmp_path):
-  with Checkpointer(tmp_path) as ckpt:
-    ckpt.restore_latest(_state(), _meta())
+def test_all_damaged_restores_nothing_and_may_save_again(tmp_path):
+  with _open(tmp_path) as ckpt:
     ckpt.save(1, _state(), _meta())
   _delete_meta(tmp_path / "1")
-  with Checkpointer(tmp_path) as ckpt:
-    assert ckpt.restore_latest(_state(), _meta()) is None
-    assert ckpt.save(1, _state(), _meta())  # Allowed after the check.
-    assert ckpt.all_steps() == [1]
+  assert checkpoint.latest_meta(tmp_path) is None
+  with _open(tmp_path) as ckpt:
+    assert ckpt.restored is None
+    ckpt.save(1, _state(), _meta())
+  assert _steps_on_disk(tmp_path) == [1]
+  assert checkpoint.restore_latest(tmp_path, _state()).step == 1
 
 
-def test_incompatible_meta_raises_and_touches_nothing(tmp_path):
+def test_incompatible_meta_refuses_to_open_and_touches_nothing(tmp_path):
   root = tmp_path / "workdir"
-  with Checkpointer(root, max_to_keep=2) as ckpt:
-    ckpt.restore_latest(_state(), _meta())
+  with _open(root, max_to_keep=2) as ckpt:
     ckpt.save(1, _state(), _meta())
     ckpt.save(2, _state(), _meta())
   before = _snapshot(root)
 
-  with Checkpointer(root, max_to_keep=2) as ckpt:
-    with pytest.raises(IncompatibleCheckpointError) as err:
-      ckpt.restore_latest(_state(), _meta(latent="lognormal", latent_dim=8),
-                          compat_keys=COMPAT_KEYS)
-    # Without a passed check, a save (which could garbage-collect) refuses.
-    with pytest.raises(RuntimeError):
-      ckpt.save(3, _state(), _meta(latent="lognormal"))
+  with pytest.raises(IncompatibleCheckpointError) as err:
+    _open(root, max_to_keep=2, latent="lognormal")
   msg = str(err.value)
   assert isinstance(err.value, ValueError)
   assert str(root) in msg
@@ -191,16 +243,14 @@ def test_incompatible_meta_raises_and_touches_nothing(tmp_path):
 
 
 def test_shape_mismatch_is_incompatible_not_damage(tmp_path):
-  # latent_dim changed but the caller forgot to list it in compat_keys: the
+  # latent_dim changed but the caller forgot to list it in model_keys: the
   # arrays no longer fit, which must not be mistaken for a damaged step.
-  with Checkpointer(tmp_path) as ckpt:
-    ckpt.restore_latest(_state(), _meta())
+  with _open(tmp_path) as ckpt:
     ckpt.save(1, _state(), _meta())
   before = _snapshot(tmp_path)
-  with Checkpointer(tmp_path) as ckpt:
-    with pytest.raises(IncompatibleCheckpointError) as err:
-      ckpt.restore_latest(_state(latent_dim=16), _meta(latent_dim=16),
-                          compat_keys=("config.latent",))
+  with pytest.raises(IncompatibleCheckpointError) as err:
+    Checkpointer(tmp_path, _state(latent_dim=16), _meta(latent_dim=16),
+                 model_keys=("config.latent",))
   assert str(tmp_path) in str(err.value)
   assert "(3, 8)" in str(err.value) and "(3, 16)" in str(err.value)
   assert _snapshot(tmp_path) == before

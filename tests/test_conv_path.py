@@ -21,6 +21,7 @@ from pareto_vae_jax import data as data_lib
 from pareto_vae_jax import models
 from pareto_vae_jax import multihost
 from pareto_vae_jax import train
+from pareto_vae_jax import vae
 
 import tiny
 
@@ -67,9 +68,9 @@ def convolutions_inside_loops(hlo: str) -> int:
 
 
 def _compiled_runner_hlo(config, ds, chunk: int, straight_line: bool) -> str:
-  model, tx = train.build_model(config, ds), train.make_optimizer(config)
+  model, tx = vae.VAESpec.from_config(config, ds), train.make_optimizer(config)
   step = train.make_train_step(model, tx, config, steps_per_epoch=4)
-  state = train.init_state(model, tx, ds, config)
+  state = train.init_state(model, tx, config)
   run = train.make_chunk_runner(step, multihost.global_mesh(), straight_line=straight_line)
   data = {"x": jnp.asarray(ds.train_x), "y": jnp.asarray(ds.train_y)}
   indices = jnp.arange(chunk * config.batch_size).reshape(chunk, config.batch_size)
@@ -117,13 +118,13 @@ def test_mlp_scans_a_tenth_of_an_epoch_per_call():
 
 def test_straight_line_and_scanned_chunks_take_the_same_steps(conv_setup):
   config, ds = conv_setup
-  model, tx = train.build_model(config, ds), train.make_optimizer(config)
+  model, tx = vae.VAESpec.from_config(config, ds), train.make_optimizer(config)
   step = train.make_train_step(model, tx, config, steps_per_epoch=4)
   data = {"x": jnp.asarray(ds.train_x), "y": jnp.asarray(ds.train_y)}
   indices = jnp.arange(3 * 8).reshape(3, 8)
   results = []
   for straight in (True, False):
-    state = train.init_state(model, tx, ds, config)
+    state = train.init_state(model, tx, config)
     run = train.make_chunk_runner(step, multihost.global_mesh(), straight_line=straight)
     results.append(run(state, data, indices))
   (s1, m1), (s2, m2) = results

@@ -14,6 +14,7 @@ import pytest
 
 from pareto_vae_jax import data as data_lib
 from pareto_vae_jax import evaluate, train
+from pareto_vae_jax import vae
 
 import tiny
 
@@ -24,18 +25,19 @@ def test_binarized_evaluation_scores_elbo_and_iwae_on_the_same_binary_draw():
   ds = data_lib.Dataset(train_x=x, train_y=y, test_x=x, test_y=y, num_classes=10,
                         input_shape=(28, 28, 1), name="mnist", source="random pixels")
   binarized = tiny.config(dataset="mnist", likelihood="bernoulli", binarize=True)
-  model = train.build_model(binarized, ds)
-  params = train.init_state(model, train.make_optimizer(binarized), ds, binarized).params
+  model = vae.VAESpec.from_config(binarized, ds)
+  params = train.init_state(model, train.make_optimizer(binarized), binarized).params
   batch = {"x": jnp.asarray(x), "y": jnp.asarray(y), "index": jnp.arange(32)}
   key = jax.random.key(3)
 
-  draw = train.observed(binarized, batch, key)
+  draw = vae.observed(model, batch, key)
   assert set(np.unique(draw)) == {0.0, 1.0}
   # Evaluating the binarizing model on x must equal evaluating it, binarization off, on the
   # draw itself: the ELBO and the IWAE bound then both score the same binary image.
-  plain = tiny.config(dataset="mnist", likelihood="bernoulli", binarize=False)
-  actual = train.make_eval_fn(model, binarized, 4)(params, batch, key)
-  desired = train.make_eval_fn(model, plain, 4)(params, batch | {"x": draw}, key)
+  plain = vae.VAESpec.from_config(tiny.config(dataset="mnist", likelihood="bernoulli",
+                                               binarize=False), ds)
+  actual = vae.make_eval_fn(model, 4)(params, batch, key)
+  desired = vae.make_eval_fn(plain, 4)(params, batch | {"x": draw}, key)
   for name in ("elbo", "iwae", "recon", "kl"):
     np.testing.assert_allclose(actual[name], desired[name], rtol=1e-6, err_msg=name)
 
@@ -53,8 +55,8 @@ def _linear_gaussian_vae(seed=0):
   ds = tiny.small_dataset("synthetic_lognormal", 256, 200)
   config = tiny.config(latent="gaussian", hidden=(), latent_dim=2, likelihood="gaussian",
                        gaussian_scale=0.5, conditional=False, seed=seed)
-  model = train.build_model(config, ds)
-  params = train.init_state(model, train.make_optimizer(config), ds, config).params
+  model = vae.VAESpec.from_config(config, ds)
+  params = train.init_state(model, train.make_optimizer(config), config).params
   # Standardized inputs keep the random linear model in a sensible range.
   x = (ds.test_x - ds.test_x.mean(0)) / ds.test_x.std(0)
   return config, model, params, x.astype(np.float32), ds.test_y
@@ -74,7 +76,7 @@ def test_iwae_is_above_the_elbo_below_log_p_x_and_tightens_as_k_grows():
   log_px = _exact_log_marginal(params, x)
   key = jax.random.key(11)
   ks = (1, 8, 64, 512)
-  out = {k: jax.device_get(train.make_eval_fn(model, config, k)(params, batch, key)) for k in ks}
+  out = {k: jax.device_get(vae.make_eval_fn(model, k)(params, batch, key)) for k in ks}
   elbo = np.asarray(out[1]["elbo"], np.float64)
   iwae = {k: np.asarray(out[k]["iwae"], np.float64) for k in ks}
 

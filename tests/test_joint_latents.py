@@ -15,6 +15,7 @@ import pytest
 import tiny
 from pareto_vae_jax import distributions as D
 from pareto_vae_jax import models, train
+from pareto_vae_jax import vae
 from pareto_vae_jax.distributions import joint
 from test_evaluate import _exact_log_marginal
 
@@ -33,8 +34,8 @@ def _linear_gaussian_model(latent: str, seed: int = 0, **overrides):
                   gaussian_scale=0.5, conditional=False, seed=seed, flow_layers=2, iaf_steps=2,
                   iaf_hidden=8, iaf_context=4)
   config = tiny.config(**(settings | overrides))
-  model = train.build_model(config, ds)
-  params = train.init_state(model, train.make_optimizer(config), ds, config).params
+  model = vae.VAESpec.from_config(config, ds)
+  params = train.init_state(model, train.make_optimizer(config), config).params
   x = ((ds.test_x - ds.test_x.mean(0)) / ds.test_x.std(0)).astype(np.float32)
   batch = {"x": jnp.asarray(x), "y": jnp.asarray(ds.test_y), "index": jnp.arange(len(x))}
   return config, model, params, batch
@@ -47,7 +48,7 @@ def test_iwae_with_a_joint_posterior_is_a_bound_on_the_exact_log_likelihood(late
   config, model, params, batch = _linear_gaussian_model(latent)
   log_px = _exact_log_marginal(params, np.asarray(batch["x"]))
   key = jax.random.key(5)
-  out = {k: jax.device_get(train.make_eval_fn(model, config, k)(params, batch, key))
+  out = {k: jax.device_get(vae.make_eval_fn(model, k)(params, batch, key))
          for k in (1, 64, 1024)}
   diff, se = _mean_and_se(out[1]["iwae"] - out[1]["elbo"])  # k = 1 is the ELBO in expectation
   assert abs(diff) < 4 * se + 1e-6, (diff, se)
@@ -62,17 +63,17 @@ def test_iwae_with_a_joint_posterior_is_a_bound_on_the_exact_log_likelihood(late
 def test_full_covariance_kl_is_closed_form_and_the_draws_estimate_it_without_bias():
   config, model, params, batch = _linear_gaussian_model("full_cov_gaussian")
   key = jax.random.key(3)
-  terms = train.forward(model, config, params, batch, key)
-  q = model.apply(params, batch["x"], None, method=models.VAE.encode)
-  p = model.apply(params, None, batch["x"].shape[0], method=models.VAE.prior_dist)
+  terms = vae.terms(model, params, batch, key)
+  q = vae.encode(model, params, batch["x"], None)
+  p = vae.prior(model, params, None, batch["x"].shape[0])
   assert isinstance(q, D.FullCovGaussian) and isinstance(p, D.Gaussian)
   # The trainer's per-dimension terms share the one closed-form KL equally.
   np.testing.assert_allclose(terms["kl_dim"].sum(-1), D.kl_full_cov_standard(q), rtol=1e-5)
   np.testing.assert_allclose(terms["kl_dim"][:, 0], terms["kl_dim"][:, 1], rtol=1e-6)
   # The Monte Carlo estimate log q(z) - log p(z) at the trainer's draws: unbiased.
   keys = jax.vmap(jax.random.fold_in, (None, 0))(key, batch["index"])
-  z, _, log_q = train.sample_and_log_q(keys, q, 2000)
-  mc = log_q - train.joint_log_prob(p, z, False)  # [k, B]
+  z, _, log_q = vae.sample_and_log_q(keys, q, 2000)
+  mc = log_q - vae.joint_log_prob(p, z, False)  # [k, B]
   mean, se = _mean_and_se(mc[:, 0])
   assert abs(mean - float(D.kl_full_cov_standard(q)[0])) < 4 * se
 
@@ -80,10 +81,10 @@ def test_full_covariance_kl_is_closed_form_and_the_draws_estimate_it_without_bia
 def test_full_covariance_learned_prior_uses_the_general_closed_form():
   config, model, params, batch = _linear_gaussian_model("full_cov_gaussian", prior="learned",
                                                         conditional=True)
-  terms = train.forward(model, config, params, batch, jax.random.key(0))
+  terms = vae.terms(model, params, batch, jax.random.key(0))
   y = batch["y"]
-  q = model.apply(params, batch["x"], y, method=models.VAE.encode)
-  p = model.apply(params, y, len(y), method=models.VAE.prior_dist)
+  q = vae.encode(model, params, batch["x"], y)
+  p = vae.prior(model, params, y, len(y))
   assert isinstance(p, D.FullCovGaussian)
   np.testing.assert_allclose(terms["kl_dim"].sum(-1), D.kl_full_cov(q, p), rtol=1e-5)
 
@@ -92,8 +93,8 @@ def test_full_covariance_learned_prior_uses_the_general_closed_form():
 def test_flow_kl_is_the_single_draw_estimate_at_the_decoded_draw(latent):
   config, model, params, batch = _linear_gaussian_model(latent)
   key = jax.random.key(4)
-  terms = train.forward(model, config, params, batch, key)
-  q = model.apply(params, batch["x"], None, method=models.VAE.encode)
+  terms = vae.terms(model, params, batch, key)
+  q = vae.encode(model, params, batch["x"], None)
   keys = jax.vmap(jax.random.fold_in, (None, 0))(key, batch["index"])
   z, log_q = joint.sample_with_log_prob(keys, q)
   log_p = jax.scipy.stats.norm.logpdf(z).sum(-1)
@@ -145,7 +146,7 @@ def test_full_covariance_posterior_set_to_the_exact_posterior_makes_the_elbo_exa
   params["params"]["encoder"]["Dense_0"] = {"kernel": jnp.asarray(kernel, jnp.float32),
                                             "bias": jnp.asarray(bias, jnp.float32)}
   log_px = _exact_log_marginal(params, np.asarray(batch["x"]))
-  out = jax.device_get(train.make_eval_fn(model, config, 16)(params, batch, jax.random.key(0)))
+  out = jax.device_get(vae.make_eval_fn(model, 16)(params, batch, jax.random.key(0)))
   # Every importance weight p(x, z) / q(z) equals p(x): the IWAE estimate is exact per example.
   np.testing.assert_allclose(out["iwae"], log_px, atol=2e-3)
   # The ELBO (closed-form KL, one-draw reconstruction) equals it in expectation.

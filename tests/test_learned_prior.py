@@ -12,6 +12,7 @@ import pytest
 import tiny
 from pareto_vae_jax import distributions as D
 from pareto_vae_jax import models, train
+from pareto_vae_jax import vae
 
 
 @pytest.mark.parametrize("latent", D.family_names())
@@ -21,7 +22,7 @@ def test_learned_conditional_prior_trains_and_depends_on_the_label(tmp_path, mon
   state, model, ds = train.fit(config, str(tmp_path))
   params = jax.device_get(state.params)
   labels = jnp.arange(2)
-  p = model.apply(params, labels, 2, method=models.VAE.prior_dist)
+  p = vae.prior(model, params, labels, 2)
   assert isinstance(p, D.family_info(latent).cls)
   predicted = [v for name, v in zip(p.param_names, p.params)
                if name not in D.family_info(latent).latent_fixed
@@ -31,9 +32,9 @@ def test_learned_conditional_prior_trains_and_depends_on_the_label(tmp_path, mon
   # The trainer's KL against it: closed form where registered, else the single-draw estimate.
   batch = {"x": jnp.asarray(ds.test_x[:64]), "y": jnp.asarray(ds.test_y[:64]),
            "index": jnp.arange(64)}
-  terms = train.forward(model, config, params, batch, jax.random.key(1))
-  q = model.apply(params, batch["x"], batch["y"], method=models.VAE.encode)
-  p = model.apply(params, batch["y"], 64, method=models.VAE.prior_dist)
+  terms = vae.terms(model, params, batch, jax.random.key(1))
+  q = vae.encode(model, params, batch["x"], batch["y"])
+  p = vae.prior(model, params, batch["y"], 64)
   if D.has_closed_form_kl(type(q), type(p)):
     np.testing.assert_allclose(terms["kl_dim"], D.kl(q, p), rtol=1e-5, atol=1e-6)
   assert np.isfinite(np.asarray(terms["kl_dim"])).all()

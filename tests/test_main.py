@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from pareto_vae_jax import distributions, main, train
+from pareto_vae_jax import vae
 
 import tiny
 
@@ -163,9 +164,9 @@ def test_small_head_init_starts_lognormal_posteriors_narrow_on_raw_inputs(tmp_pa
 
   def initial_posterior(scale):
     config = tiny.config(latent="lognormal", decoder_input="z", head_init_scale=scale)
-    model = train.build_model(config, ds)
-    state = train.init_state(model, train.make_optimizer(config), ds, config)
-    return model.apply(state.params, ds.train_x, ds.train_y, method=type(model).encode)
+    model = vae.VAESpec.from_config(config, ds)
+    state = train.init_state(model, train.make_optimizer(config), config)
+    return vae.encode(model, state.params, ds.train_x, ds.train_y)
 
   default, small = initial_posterior(1.0), initial_posterior(0.01)
   np.testing.assert_allclose(small.loc, 0.1 * np.asarray(default.loc), rtol=1e-4, atol=1e-6)
@@ -182,7 +183,8 @@ def test_denoising_noise_has_the_documented_law(kind):
   import scipy.stats
   config = tiny.config(noise=kind, noise_scale=0.5)
   x = np.zeros((4000, 2, 2, 1), np.float32)
-  noisy = np.asarray(train.encoder_input(config, x, jax.random.key(0), np.arange(4000)))
+  spec = vae.VAESpec.from_config(config, input_shape=(2, 2, 1), num_classes=0)
+  noisy = np.asarray(vae.encoder_input(spec, x, jax.random.key(0), np.arange(4000)))
   unit = (noisy / 0.5).ravel()
   reference = {"normal": scipy.stats.norm(), "lognormal": scipy.stats.lognorm(0.5),
                "uniform": scipy.stats.uniform(), "inverse_gaussian": scipy.stats.invgauss(1.0)}
@@ -195,7 +197,8 @@ def test_stacked_noise_channels_keep_the_image_and_train(tmp_path, monkeypatch):
   config = tiny.config(dataset="mnist", likelihood="sse", noise="normal", noise_channels=3,
                        num_epochs=1)
   x = np.asarray(ds.test_x[:8])
-  inputs = np.asarray(train.encoder_input(config, x, jax.random.key(1), np.arange(8)))
+  spec = vae.VAESpec.from_config(config, ds)
+  inputs = np.asarray(vae.encoder_input(spec, x, jax.random.key(1), np.arange(8)))
   assert inputs.shape == (8, 28, 28, 4)
   np.testing.assert_array_equal(inputs[..., :1], x)  # the image itself is untouched
   assert abs(inputs[..., 1:].std() - 0.2) < 0.01
@@ -215,11 +218,11 @@ def test_learned_pareto_scale_stays_above_the_prior_scale_and_trains(tmp_path, m
   tiny.patch_dataset(monkeypatch, ds)
   config = tiny.config(dataset="mnist", likelihood="bernoulli", latent="pareto",
                        pareto_posterior_scale="learned", pareto_scale=0.5, num_epochs=1)
-  model = train.build_model(config, ds)
-  params = train.init_state(model, train.make_optimizer(config), ds, config).params
+  model = vae.VAESpec.from_config(config, ds)
+  params = train.init_state(model, train.make_optimizer(config), config).params
   x, y = ds.test_x[:16], ds.test_y[:16]
-  q = model.apply(params, x, y, method=type(model).encode)
-  p = model.apply(params, y, 16, method=type(model).prior_dist)
+  q = vae.encode(model, params, x, y)
+  p = vae.prior(model, params, y, 16)
   assert np.all(np.asarray(q.scale) > 0.5) and np.ptp(np.asarray(q.scale)) > 0  # predicted
   np.testing.assert_array_equal(p.scale, 0.5)
   # The KL the step uses is the general-scale closed form, finite because x_q >= x_p.

@@ -13,6 +13,7 @@ import scipy.stats
 
 import pareto_vae_jax as pvj
 from pareto_vae_jax import train
+from pareto_vae_jax import vae
 from pareto_vae_jax.distributions import mixture
 
 import tiny
@@ -70,15 +71,15 @@ def test_vamp_prior_is_the_mean_of_posteriors_at_the_pseudo_inputs(conditional):
   ds = tiny.small_dataset("synthetic_lognormal", 256, 64)
   config = tiny.config(latent="pareto", prior="vamp", prior_components=4,
                        conditional=conditional, decoder_input="log")
-  model = train.build_model(config, ds)
-  params = train.init_state(model, train.make_optimizer(config), ds, config).params
+  model = vae.VAESpec.from_config(config, ds)
+  params = train.init_state(model, train.make_optimizer(config), config).params
   y = jnp.asarray(ds.test_y[:5])
-  p = model.apply(params, y, 5, method=type(model).prior_dist)
+  p = vae.prior(model, params, y, 5)
   u = params["params"]["pseudo_inputs"]
   log_z = jnp.log(jnp.array([[1.3, 2.0]]))
   for i in range(5):
     label = jnp.full((4,), y[i]) if conditional else None
-    q = model.apply(params, u, label, method=type(model).encode)  # [K, D]
+    q = vae.encode(model, params, u, label)  # [K, D]
     expected = jax.nn.logsumexp(pvj.log_prob_log(q, log_z).sum(-1)) - math.log(4)
     np.testing.assert_allclose(mixture.log_prob_log(p, log_z)[i], expected, rtol=1e-5)
 

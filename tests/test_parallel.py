@@ -17,6 +17,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from pareto_vae_jax import data as data_lib
 from pareto_vae_jax import train
+from pareto_vae_jax import vae
 
 import tiny
 
@@ -55,7 +56,7 @@ def _straddling_free_bits(model, config, params, batch, key) -> float:
   device's mean before averaging over devices would give another loss than clamping the
   global mean, which is what free bits means for the global batch.
   """
-  kl_dim = jax.jit(lambda *a: train.forward(model, config, *a)["kl_dim"][:, 0])(params, batch, key)
+  kl_dim = jax.jit(lambda *a: vae.terms(model, *a)["kl_dim"][:, 0])(params, batch, key)
   per_device = np.asarray(kl_dim).reshape(NUM_DEVICES, -1).mean(axis=1)
   lo, hi = per_device.min(), per_device.max()
   assert lo < hi
@@ -89,8 +90,8 @@ def test_one_device_sharded_jit_and_pmap_take_the_same_step(variant):
   make_ds, overrides, free_bits = VARIANTS[variant]
   ds = make_ds()
   config = tiny.config(**overrides)
-  model, tx = train.build_model(config, ds), train.make_optimizer(config)
-  state = train.init_state(model, tx, ds, config)
+  model, tx = vae.VAESpec.from_config(config, ds), train.make_optimizer(config)
+  state = train.init_state(model, tx, config)
   steps_per_epoch = len(ds.train_x) // GLOBAL_BATCH
   # A shuffled global batch: the per-example keys fold in the data index, not the batch slot.
   idx = data_lib.epoch_permutation(config.seed, 0, len(ds.train_x))[:GLOBAL_BATCH]

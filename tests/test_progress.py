@@ -130,7 +130,7 @@ def test_stream_none_follows_a_later_redirection_of_stdout(capsys):
 
 
 def test_evaluation_reports_progress_without_changing_its_results(capsys):
-  from pareto_vae_jax import train
+  from pareto_vae_jax import vae
 
   def eval_fn(params, batch, key):  # per-example terms that identify the example
     x = np.asarray(batch["x"], np.float64)
@@ -138,13 +138,13 @@ def test_evaluation_reports_progress_without_changing_its_results(capsys):
 
   x = np.random.default_rng(0).normal(size=(103, 2)).astype(np.float32)
   y = np.zeros(103, np.int32)
-  quiet = train.evaluate(eval_fn, None, x, y, 10, None)
+  quiet = vae.evaluate(eval_fn, None, x, y, 10, None)
   assert capsys.readouterr().out == ""
-  assert train.evaluate(eval_fn, None, x, y, 10, None, progress=True) == quiet
+  assert vae.evaluate(eval_fn, None, x, y, 10, None, progress=True) == quiet
   lines = capsys.readouterr().out.splitlines()
   assert len(lines) == 1 and lines[0].startswith("  evaluate  103/103  100.0%  "), lines
   np.testing.assert_allclose(quiet["elbo"], x[:, 0].astype(np.float64).mean(), rtol=1e-12)
-  train.evaluate(eval_fn, None, x[:10], y[:10], 10, None, progress=True)  # one batch: silent
+  vae.evaluate(eval_fn, None, x[:10], y[:10], 10, None, progress=True)  # one batch: silent
   assert capsys.readouterr().out == ""
 
 

@@ -15,6 +15,7 @@ from tensorboardX.proto import event_pb2
 from pareto_vae_jax import data as data_lib
 from pareto_vae_jax import distributions as D
 from pareto_vae_jax import reporting, train
+from pareto_vae_jax import vae
 
 import tiny
 
@@ -52,16 +53,15 @@ def _mnist_shaped(num_test: int = NUM_TEST) -> data_lib.Dataset:
 def _model(ds, **overrides):
   config = tiny.config(dataset=ds.name, hidden=(16,), latent_dim=3, prior_components=2,
                        **overrides)
-  model = train.build_model(config, ds)
-  params = train.init_state(model, train.make_optimizer(config), ds, config).params
+  model = vae.VAESpec.from_config(config, ds)
+  params = train.init_state(model, train.make_optimizer(config), config).params
   return config, model, params
 
 
 def _write(tmp_path, config, model, params, ds, step=7):
   writer = reporting.MetricWriter(str(tmp_path))
   try:
-    reporting.write_tensorboard_summaries(writer, step, model, params, ds, config,
-                                          train.feeds_log(config))
+    reporting.write_tensorboard_summaries(writer, step, model, params, ds, config.seed)
   finally:
     writer.close()
   return _summaries(tmp_path / "tensorboard")
@@ -119,7 +119,7 @@ def pareto_cvae():
 
 def test_histograms_are_the_values_of_latent_histograms(tmp_path, pareto_cvae):
   ds, config, model, params = pareto_cvae
-  values = reporting.latent_histograms(model, params, ds, config)
+  values = reporting.latent_histograms(model, params, ds, config.seed)
   # A learned Pareto scale is predicted (x_q >= x_m), so it gets a histogram.
   assert set(values) >= {"posterior/alpha", "posterior/scale", "latent/log_z", "prior/log_z"}
   assert values["posterior/scale"].min() >= config.pareto_scale
@@ -138,11 +138,11 @@ def test_histograms_are_the_values_of_latent_histograms(tmp_path, pareto_cvae):
 
 def test_summaries_are_deterministic_given_the_seed(pareto_cvae):
   ds, config, model, params = pareto_cvae
-  first = reporting.latent_histograms(model, params, ds, config)
-  second = reporting.latent_histograms(model, params, ds, config)
+  first = reporting.latent_histograms(model, params, ds, config.seed)
+  second = reporting.latent_histograms(model, params, ds, config.seed)
   for tag in first:
     np.testing.assert_array_equal(first[tag], second[tag], err_msg=tag)
-  grids = [reporting.image_grids(model, params, ds, config, False) for _ in range(2)]
+  grids = [reporting.image_grids(model, params, ds, config.seed) for _ in range(2)]
   for name in grids[0]:
     np.testing.assert_array_equal(grids[0][name], grids[1][name], err_msg=name)
 
@@ -151,17 +151,17 @@ def test_image_grids_are_in_the_unit_interval_and_shrink_for_a_small_test_split(
   ds, config, model, params = pareto_cvae
   noisy = config.copy_and_resolve_references()
   noisy.noise, noisy.noise_scale = "normal", 3.0  # encoder inputs far outside [0, 1]
-  grids = reporting.image_grids(model, params, ds, noisy, False)
+  grids = reporting.image_grids(vae.VAESpec.from_config(noisy, ds), params, ds, noisy.seed)
   assert grids["reconstructions"].shape == (4 * 28, 10 * 28)
   for name, grid in grids.items():
     assert 0 <= grid.min() and grid.max() <= 1, name
-  small = reporting.image_grids(model, params, _mnist_shaped(7), config, False)
+  small = reporting.image_grids(model, params, _mnist_shaped(7), config.seed)
   assert small["reconstructions"].shape == (2 * 28, 7 * 28)  # one pair of rows of 7 digits
 
 
 def test_write_images_keeps_its_png_files(tmp_path, pareto_cvae):
   ds, config, model, params = pareto_cvae
-  reporting.write_images(str(tmp_path), model, params, ds, config, train.feeds_log(config))
+  reporting.write_images(str(tmp_path), model, params, ds, config.seed)
   for name in ("reconstructions.png", "samples.png"):
     assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
@@ -169,7 +169,7 @@ def test_write_images_keeps_its_png_files(tmp_path, pareto_cvae):
 def test_non_image_data_gets_histograms_only(tmp_path):
   ds = tiny.small_dataset("synthetic_lognormal", 64, 40)
   config, model, params = _model(ds, latent="gaussian", conditional=True)
-  assert reporting.image_grids(model, params, ds, config, False) == {}
+  assert reporting.image_grids(model, params, ds, config.seed) == {}
   summaries = _write(tmp_path, config, model, params, ds)
   assert not any(tag.startswith("images/") for tag in summaries)
   assert summaries["latent/z"][1].histo.num == 40 * 3

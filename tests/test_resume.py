@@ -19,6 +19,7 @@ import pytest
 from absl import logging as absl_logging
 
 from pareto_vae_jax import checkpoint, train
+from pareto_vae_jax import vae
 
 import tiny
 
@@ -41,13 +42,13 @@ def _config(**overrides):
 @functools.cache
 def _fresh_state():
   config, ds = _config(), _dataset()
-  return train.init_state(train.build_model(config, ds), train.make_optimizer(config), ds, config)
+  return train.init_state(vae.VAESpec.from_config(config, ds), train.make_optimizer(config),
+                          config)
 
 
 def _saved_state(workdir):
   """(state, step) of the newest readable checkpoint of the default tiny model in ``workdir``."""
-  with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
-    state, _, step = ckpt.restore_latest(_fresh_state(), {})
+  state, _, step = checkpoint.restore_latest(os.path.join(workdir, "checkpoints"), _fresh_state())
   return jax.device_get(state), step
 
 

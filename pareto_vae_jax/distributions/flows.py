@@ -2,7 +2,7 @@
 
 Both start from a diagonal Gaussian ``z0 = loc + scale * eps``, ``eps ~ N(0, I)``, and push it
 through invertible maps whose log-determinants are cheap, so a draw comes with its density
-(change of variables, the seed notes eq. 18):
+(change of variables, the notes, eq. 18; see docs/REFERENCES.md):
 
     log q(z_K) = log N(eps; 0, I) - sum_d log scale_d - sum_k log|det df_k/dz_{k-1}|.
 

@@ -48,8 +48,8 @@ def normal_log_prob(loc: ArrayLike, scale: ArrayLike, z: ArrayLike) -> Array:
 def kl_normal(loc_q: ArrayLike, scale_q: ArrayLike, loc_p: ArrayLike, scale_p: ArrayLike) -> Array:
   """KL(N(loc_q, scale_q^2) || N(loc_p, scale_p^2)), elementwise.
 
-  Formula: 1/2 [r^2 + ((m_q - m_p)/s_p)^2 - 1] - log r with r = s_q / s_p (the study, eq. 4;
-  checked by quadrature in tests/test_kl.py). Written through log r so that r near 1 does not
+  Formula: 1/2 [r^2 + ((m_q - m_p)/s_p)^2 - 1] - log r with r = s_q / s_p (the study, section
+  2.3.1, whose eq. 4 is the case N(0, 1); checked by quadrature in tests/test_kl.py). Written through log r so that r near 1 does not
   lose the small difference: r^2 - 1 - 2 log r = expm1(2 log r) - 2 log r.
   """
   log_r = jnp.log(scale_q) - jnp.log(scale_p)

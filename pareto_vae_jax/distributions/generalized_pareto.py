@@ -165,7 +165,7 @@ def mean_log(dist: GeneralizedPareto) -> Array:
   E[g(xi E)] = -log xi - psi(1 / xi), and for xi < 0 -log|xi| - psi(1 + 1/|xi|): both are
   xi / 2 + h(|xi|) with h(a) = -log a - psi(1 / a) - a / 2. Near 0, h is digamma's asymptotic
   series a^2/12 - a^4/120 + a^6/252 - a^8/240 (next term a^10/132). At loc != 0 E[log z] has
-  no closed form. Checked by quadrature in tests/test_new_families_b.py.
+  no closed form. Checked by quadrature in tests/test_log_prob.py.
   """
   xi = dist.shape
   small = jnp.abs(xi) < 0.1

@@ -97,8 +97,8 @@ def is_joint_family(name: str) -> bool:
 
 
 def is_joint(dist: Any) -> bool:
-  """Whether ``dist`` is a distribution of a registered joint family."""
-  return type(dist) in _BY_TYPE
+  """Whether ``dist`` (an instance or a class) is of a registered joint family."""
+  return (dist if isinstance(dist, type) else type(dist)) in _BY_TYPE
 
 
 def joint_info(name_or_dist: Any) -> JointFamilyInfo:

@@ -90,7 +90,7 @@ def mean_log(dist: Lomax) -> Array:
 
   z / lam = G_1 / G_alpha for independent G_a ~ Gamma(a, 1) (a beta prime (1, alpha)
   variable), and E[log G_a] = digamma(a), with digamma(1) = -euler_gamma. Checked by quadrature
-  in tests/test_new_families_a.py. It is ~ log lam + 1 / alpha for small alpha, like the
+  in tests/test_log_prob.py. It is ~ log lam + 1 / alpha for small alpha, like the
   Pareto's.
   """
   return jnp.log(dist.scale) - np.euler_gamma - jax.scipy.special.digamma(dist.alpha)

@@ -1,8 +1,8 @@
 """Pareto type I latent: density alpha x_m^alpha / z^(alpha+1) on [x_m, inf).
 
-Everything is computed through log(z / x_m), which is Exponential(alpha) distributed
-(the guide, section 3.2.3): that keeps sampling, densities and gradients finite for tail
-indices far below 1, where z itself overflows float32.
+Everything is computed through log(z / x_m), which is Exponential(alpha) distributed (its
+mean 1/alpha is the guide's lemma 3.2.2): that keeps sampling, densities and gradients finite
+for tail indices far below 1, where z itself overflows float32.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ def kl_symmetric_pareto(alpha_q: ArrayLike, alpha_p: ArrayLike) -> Array:
   the KL is that of |Z - m|, and through the bijection t -> log(1 + t / s) that of Exp(a_q) to
   Exp(a_p): the shared-scale Pareto KL, whose expm1 form ``kl_pareto`` evaluates. With
   different locations there is no closed form, so it is not registered as the pair's KL.
-  Checked by quadrature in tests/test_new_families_b.py.
+  Checked by quadrature in tests/test_symmetric_pareto.py.
 
   Args:
     alpha_q: tail index of q, > 0.

@@ -160,7 +160,7 @@ def kl_weibull(concentration_q: ArrayLike, scale_q: ArrayLike, concentration_p: 
   the second convex in rho with its minimum 0 at rho = 1. Each is evaluated without
   cancellation (``_expm1_minus_identity``, ``_lgamma1p_above_tangent`` at rho - 1). So the
   KL is exactly 0 for q = p and keeps its small value for nearly equal parameters. Checked
-  against quadrature and Monte Carlo in tests/test_new_families_a.py.
+  against quadrature and Monte Carlo in tests/test_kl.py and tests/test_mc_kl.py.
 
   Args:
     concentration_q: k1 of q, > 0.

@@ -1,0 +1,508 @@
+"""What a VAE computes on a batch, from a static, hashable description of the model.
+
+``VAESpec.from_config(config, ds)`` reads the config once, outside any trace; everything
+after takes the spec, which is hashable and so a valid ``jax.jit`` static argument and
+``functools.cache`` key. The pieces every other module uses:
+
+* ``encode``, ``prior``, ``decode``: the model's three parts on parameters;
+* ``draw`` (``sample_latent``) and ``sample_and_log_q``: reparameterized draws per example,
+  positive families in log space, with ``decoder_input`` mapping a draw to what the decoder
+  sees;
+* ``terms``: the per-example terms of the training objective (log-likelihood and KL);
+* ``eval_terms``: the test ELBO, its parts and the IWAE bound;
+* ``kl_method``: which KL the objective uses (closed form or single-draw estimate), the one
+  dispatch both ``terms`` and the run's printed sentence (``describe_kl``) read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pareto_vae_jax import data as data_lib
+from pareto_vae_jax import distributions as D
+from pareto_vae_jax import models
+from pareto_vae_jax import objectives
+from pareto_vae_jax import progress as progress_lib
+from pareto_vae_jax._xla_workaround import jit
+from pareto_vae_jax.distributions import joint, mixture
+
+Array = jax.Array
+Batch = dict[str, Array]
+
+# Pixel noise of the denoising experiments (the heavy-tail study, section 3.6), before
+# ``noise_scale``: Normal(0, 1), LogNormal(0, 0.5), Uniform(0, 1), InverseGaussian(1, 1).
+NOISES = ("none", "normal", "lognormal", "uniform", "inverse_gaussian")
+LIKELIHOODS = ("bernoulli", "gaussian", "mse", "sse")
+
+# The config fields ``VAESpec.from_config`` reads to define the model: a checkpoint saved under
+# other values cannot be resumed (``checkpoint``), and they head TensorBoard's HParams.
+MODEL_KEYS = ("dataset", "latent", "conditional", "prior", "latent_dim", "architecture",
+              "hidden", "upsampling", "decoder_input", "pareto_alpha0", "pareto_scale",
+              "likelihood", "noise", "noise_channels", "pareto_posterior_scale",
+              "prior_components", "flow_layers", "iaf_steps", "iaf_hidden", "iaf_context")
+
+
+def _pairs(mapping) -> tuple[tuple[str, Any], ...]:
+  return tuple(sorted(dict(mapping or {}).items()))
+
+
+@dataclasses.dataclass(frozen=True)
+class VAESpec:
+  """The model and what a batch goes through, as plain hashable values.
+
+  Attributes:
+    latent: a registered latent family (``distributions.latent_names()``).
+    latent_dim: latent dimensions.
+    num_classes: labels the model is conditioned on; 0 for a plain VAE.
+    input_shape: the shape of one example.
+    architecture, hidden, upsampling: the networks (``models.VAE``).
+    prior, prior_components: ``standard``, ``learned``, ``vamp`` or ``mixture``; K.
+    fixed, posterior_lower_bounds, standard_prior_kwargs, joint_options: ``models.VAE``'s,
+      as sorted ``(name, value)`` pairs.
+    head_init_scale, weight_init, dtype: initialization and compute dtype of the networks.
+    decode_log: the decoder sees ``log z`` rather than ``z`` (positive families only).
+    likelihood, gaussian_scale: the reconstruction term.
+    binarize: score a Bernoulli(x) draw of each input instead of ``x``.
+    noise, noise_scale, noise_channels: the denoising corruption of the encoder's input.
+  """
+
+  latent: str
+  latent_dim: int
+  num_classes: int
+  input_shape: tuple[int, ...]
+  architecture: str = "mlp"
+  hidden: tuple[int, ...] = (512, 256)
+  upsampling: str = "subpixel"
+  prior: str = "standard"
+  prior_components: int = 10
+  fixed: tuple[tuple[str, float], ...] = ()
+  posterior_lower_bounds: tuple[tuple[str, float], ...] = ()
+  standard_prior_kwargs: tuple[tuple[str, float], ...] = ()
+  joint_options: tuple[tuple[str, int], ...] = ()
+  head_init_scale: float = 1.0
+  weight_init: str = "fan_in_uniform"
+  dtype: str = "float32"
+  decode_log: bool = False
+  likelihood: str = "bernoulli"
+  gaussian_scale: float = 1.0
+  binarize: bool = False
+  noise: str = "none"
+  noise_scale: float = 0.2
+  noise_channels: int = 0
+
+  @classmethod
+  def from_config(cls, config, ds: data_lib.Dataset | None = None, *,
+                  input_shape: tuple[int, ...] | None = None,
+                  num_classes: int | None = None) -> VAESpec:
+    """The spec of ``config``'s model for the data ``ds`` (or its ``input_shape`` and classes)."""
+    if ds is not None:
+      input_shape, num_classes = tuple(ds.input_shape), ds.num_classes
+    fixed, prior_kwargs = _latent_hyper(config)
+    return cls(
+        latent=config.latent, latent_dim=int(config.latent_dim),
+        num_classes=int(num_classes) if config.conditional else 0,
+        input_shape=tuple(input_shape), architecture=config.architecture,
+        hidden=tuple(config.hidden), upsampling=config.upsampling, prior=config.prior,
+        prior_components=int(config.get("prior_components", 10)), fixed=_pairs(fixed),
+        posterior_lower_bounds=_pairs(_posterior_lower_bounds(config)),
+        standard_prior_kwargs=_pairs(prior_kwargs),
+        joint_options=_pairs({name: int(config.get(name, default)) for name, default in
+                              (("flow_layers", 8), ("iaf_steps", 2), ("iaf_hidden", 128),
+                               ("iaf_context", 16))}),
+        head_init_scale=float(config.get("head_init_scale", 1.0)),
+        weight_init=config.get("weight_init", "fan_in_uniform"),
+        dtype=_dtype_name(config.get("dtype", "float32")),
+        decode_log=_decode_log(config.latent, config.decoder_input),
+        likelihood=_likelihood(config.likelihood),
+        gaussian_scale=float(config.get("gaussian_scale", 1.0)),
+        binarize=bool(config.get("binarize", False)), noise=_noise(config.get("noise", "none")),
+        noise_scale=float(config.get("noise_scale", 0.2)),
+        noise_channels=int(config.get("noise_channels", 0)))
+
+  @functools.cached_property
+  def model(self) -> models.VAE:
+    """The Flax module."""
+    return models.VAE(
+        family=self.latent, latent_dim=self.latent_dim, num_classes=self.num_classes,
+        input_shape=self.input_shape, architecture=self.architecture, hidden=self.hidden,
+        upsampling=self.upsampling, prior=self.prior, fixed=dict(self.fixed),
+        posterior_lower_bounds=dict(self.posterior_lower_bounds),
+        prior_components=self.prior_components,
+        standard_prior_kwargs=dict(self.standard_prior_kwargs),
+        head_init_scale=self.head_init_scale, joint_options=dict(self.joint_options),
+        dtype=jnp.dtype(self.dtype), weight_init=self.weight_init)
+
+  @property
+  def conditional(self) -> bool:
+    return self.num_classes > 0
+
+  @property
+  def encoder_input_shape(self) -> tuple[int, ...]:
+    """One example as the encoder sees it: with ``noise_channels`` more channels."""
+    if self.noise != "none" and self.noise_channels:
+      return self.input_shape[:-1] + (self.input_shape[-1] + self.noise_channels,)
+    return self.input_shape
+
+  @property
+  def loss_scale(self) -> float:
+    """The heavy-tail study's loss is 1/2 (MSE + beta KL) (its eq. 3); the others the -ELBO."""
+    return 0.5 if self.likelihood in ("mse", "sse") else 1.0
+
+  def init(self, key: Array) -> Any:
+    """Fresh parameters (jitted: run eagerly, each initializer op would compile on its own)."""
+    x = jnp.zeros((1, *self.encoder_input_shape), jnp.float32)
+    return jit(self.model.init)(key, x, jnp.zeros((1,), jnp.int32))
+
+
+def _latent_hyper(config) -> tuple[dict[str, float], dict[str, float]]:
+  """(parameters the networks do not predict, keyword arguments of the standard prior).
+
+  The Pareto prior's scale x_m is fixed; the standard prior is Pareto(alpha0, x_m). With
+  ``pareto_posterior_scale = shared`` (the guide, section 3.2.1) the posterior shares that
+  x_m; ``learned`` lets the encoder predict x_q >= x_m (see ``_posterior_lower_bounds``).
+  """
+  if joint.is_joint_family(config.latent):
+    return {}, {}
+  if config.latent == "pareto":
+    return ({"scale": config.pareto_scale},
+            {"alpha": config.pareto_alpha0, "scale": config.pareto_scale})
+  fixed = dict(D.family_info(config.latent).latent_fixed)
+  return fixed, dict(fixed)
+
+
+def _posterior_lower_bounds(config) -> dict[str, float]:
+  """Pareto with a learned posterior scale: x_q = x_m exp(softplus(.)) >= x_m, so the KL to
+  the Pareto(alpha0, x_m) prior stays finite (the general-scale closed form of ``kl_pareto``).
+
+  With a shared scale, log(z / x_m) ~ Exponential(alpha) has mean = standard deviation = 1/alpha
+  whatever alpha is: a dimension can move its code only by widening it. A learned x_q shifts
+  log z without widening it.
+  """
+  mode = config.get("pareto_posterior_scale", "shared")
+  if mode not in ("shared", "learned"):
+    raise ValueError(f"Unknown pareto_posterior_scale '{mode}'; valid: shared, learned.")
+  if config.latent == "pareto" and mode == "learned":
+    return {"scale": config.pareto_scale}
+  return {}
+
+
+def _dtype_name(name: str) -> str:
+  if name not in ("float32", "bfloat16"):
+    raise ValueError(f"Unknown dtype '{name}'; valid: float32, bfloat16 (compute in bfloat16 "
+                     "with float32 parameters, for GPUs and TPUs).")
+  return name
+
+
+def _decode_log(latent: str, decoder_input: str) -> bool:
+  """Whether the decoder sees log z rather than z (positive families only)."""
+  if decoder_input not in ("auto", "z", "log"):
+    raise ValueError(f"Unknown decoder_input '{decoder_input}'; valid: auto, z, log.")
+  if latent not in D.latent_names():
+    raise ValueError(f"Unknown latent '{latent}'; valid: {', '.join(D.latent_names())}.")
+  if joint.is_joint_family(latent):
+    return False
+  info = D.family_info(latent)
+  positive = info.rsample_log is not None
+  if decoder_input == "auto":
+    # The power-law families: see docs/benchmarks.md, "Decoder input for Pareto".
+    return positive and info.decode_log
+  return positive and decoder_input == "log"
+
+
+def _likelihood(name: str) -> str:
+  if name not in LIKELIHOODS:
+    raise ValueError(f"Unknown likelihood '{name}'; valid: {', '.join(LIKELIHOODS)}.")
+  return name
+
+
+def _noise(name: str) -> str:
+  if name not in NOISES:
+    raise ValueError(f"Unknown noise '{name}'; valid: {', '.join(NOISES)}.")
+  return name
+
+
+# ------------------------------------------------------------------------------------------------
+# The model's parts on parameters.
+
+
+def encode(spec: VAESpec, params, x: Array, y: Array | None = None):
+  """The posterior q(z | x[, y]), a distribution of the registry (batched over ``x``)."""
+  return spec.model.apply(params, x, y, method=models.VAE.encode)
+
+
+def prior(spec: VAESpec, params, y: Array | None, n: int):
+  """The prior for ``n`` examples (with labels ``y`` for a conditional model)."""
+  return spec.model.apply(params, y, n, method=models.VAE.prior_dist)
+
+
+def decode(spec: VAESpec, params, z: Array, y: Array | None = None) -> Array:
+  """The decoder's outputs (logits for ``bernoulli``, means otherwise) for ``z`` as it sees it."""
+  return spec.model.apply(params, z, y, method=models.VAE.decode)
+
+
+# ------------------------------------------------------------------------------------------------
+# Draws and densities.
+
+
+def example_keys(key: Array, index: Array) -> Array:
+  """One key per example: ``fold_in(key, index)``, so a draw does not depend on the batch."""
+  return jax.vmap(jax.random.fold_in, (None, 0))(key, index)
+
+
+def sample_latent(keys: Array, q, num_samples: int | None = None) -> tuple[Array, bool]:
+  """Draws per example (one key each). Returns ``(draw, in_log_space)``.
+
+  Positive families are drawn in log space, where the draw and its density stay finite for
+  every tail index (``rsample_log``, ``log_prob_log``).
+  """
+  if joint.is_joint(q):  # full-covariance Gaussian, flows: draws on the real line
+    return joint.sample_with_log_prob(keys, q, num_samples)[0], False
+  shape = () if num_samples is None else (num_samples,)
+  if isinstance(q, mixture.Mixture):  # prior samples from a VampPrior or mixture prior
+    in_log = mixture.is_positive(q)
+    sampler = mixture.rsample_log if in_log else mixture.rsample
+  else:
+    in_log = D.family_info(q).rsample_log is not None
+    sampler = D.rsample_log if in_log else D.rsample
+  r = jax.vmap(lambda k, d: sampler(k, d, shape), out_axes=int(num_samples is not None))(keys, q)
+  return r, in_log
+
+
+draw = sample_latent
+
+
+def latent_log_prob(dist, r: Array, in_log: bool) -> Array:
+  """Per-dimension log-density at the draw ``r`` ([..., D]); joint ([...]) for a mixture."""
+  if isinstance(dist, mixture.Mixture):
+    return mixture.log_prob_log(dist, r) if in_log else mixture.log_prob(dist, r)
+  return D.log_prob_log(dist, r) if in_log else D.log_prob(dist, r)
+
+
+def joint_log_prob(dist, r: Array, in_log: bool) -> Array:
+  """log p(z) of the whole latent vector, ``[...]``."""
+  if joint.is_joint(dist):
+    info = joint.joint_info(dist)
+    if info.log_prob is None:
+      raise ValueError(f"{type(dist).__name__}'s density is known only at its own draws; use "
+                       "sample_and_log_q.")
+    return info.log_prob(dist, r)
+  lp = latent_log_prob(dist, r, in_log)
+  return lp if isinstance(dist, mixture.Mixture) else jnp.sum(lp, -1)
+
+
+def sample_and_log_q(keys: Array, q, num_samples: int | None = None):
+  """``(draw, in_log, log q(draw))``: the joint log-density of each example's draw.
+
+  For a flow the density comes with the draw (its change of variables); for every other
+  posterior it is evaluated at the draw.
+  """
+  if joint.is_joint(q):
+    z, log_q = joint.sample_with_log_prob(keys, q, num_samples)
+    return z, False, log_q
+  r, in_log = sample_latent(keys, q, num_samples)
+  return r, in_log, joint_log_prob(q, r, in_log)
+
+
+def decoder_input(r: Array, in_log: bool, use_log: bool) -> Array:
+  """What the decoder sees of a draw ``r``: ``log z`` (``use_log``) or ``z``."""
+  return jnp.exp(r) if in_log and not use_log else r
+
+
+# ------------------------------------------------------------------------------------------------
+# Inputs and the reconstruction term.
+
+
+def observed(spec: VAESpec, batch: Batch, key: Array) -> Array:
+  """The inputs the model encodes and scores: ``x``, or with ``binarize`` a Bernoulli(x) draw."""
+  if not spec.binarize:
+    return batch["x"]
+  keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(example_keys(key, batch["index"]))
+  return jax.vmap(data_lib.binarize)(keys, batch["x"])
+
+
+def _unit_noise(key: Array, kind: str, shape: tuple[int, ...]) -> Array:
+  if kind == "normal":
+    return jax.random.normal(key, shape)
+  if kind == "lognormal":
+    return jnp.exp(0.5 * jax.random.normal(key, shape))
+  if kind == "uniform":
+    return jax.random.uniform(key, shape)
+  if kind == "inverse_gaussian":
+    return D.rsample(key, D.InverseGaussian(jnp.ones(shape), jnp.ones(shape)))
+  raise ValueError(f"Unknown noise '{kind}'; valid: {', '.join(NOISES)}.")
+
+
+def encoder_input(spec: VAESpec, x: Array, key: Array, index: Array) -> Array:
+  """What the encoder sees: ``x``, or for denoising ``x`` plus noise or with noise channels.
+
+  ``noise_channels = 0`` adds ``noise_scale`` times a unit draw to every pixel; ``m > 0``
+  stacks m channels of such noise after the image instead (the study's stacked channels).
+  The decoder always reconstructs the clean ``x``. Fresh noise per example and step.
+  """
+  if spec.noise == "none":
+    return x
+  keys = jax.vmap(lambda k: jax.random.fold_in(k, 3))(example_keys(key, index))
+  channels = spec.noise_channels or x.shape[-1]
+  noise = jax.vmap(lambda k: _unit_noise(k, spec.noise, x.shape[1:-1] + (channels,)))(keys)
+  noise = spec.noise_scale * noise
+  return jnp.concatenate([x, noise], -1) if spec.noise_channels else x + noise
+
+
+def reconstruction_log_likelihood(spec: VAESpec, out: Array, x: Array) -> Array:
+  """Per-example log p(x | z) (or minus the squared error, the study's loss, for mse/sse)."""
+  event_ndim = x.ndim - 1
+  if spec.likelihood == "bernoulli":
+    return objectives.bernoulli_log_likelihood(out, x, event_ndim=event_ndim)
+  if spec.likelihood == "gaussian":
+    return objectives.gaussian_log_likelihood(out, x, scale=spec.gaussian_scale,
+                                              event_ndim=event_ndim)
+  if spec.likelihood == "mse":
+    return -objectives.mean_squared_error(out, x, event_ndim=event_ndim)
+  return -objectives.sum_squared_error(out, x, event_ndim=event_ndim)
+
+
+# ------------------------------------------------------------------------------------------------
+# The KL term: one dispatch.
+
+
+def kl_method(q, p) -> str:
+  """How the objective gets KL(q || p) for these posterior and prior (types or instances).
+
+  ``closed_joint``: one closed form for the whole vector (full covariance); ``closed``: per
+  dimension in closed form; ``mixture``: the single-draw estimate against a mixture prior,
+  whose density is joint; ``estimate_joint``: the single-draw estimate for a joint posterior
+  (flows); ``estimate``: the single-draw estimate per dimension.
+  """
+  q_cls, p_cls = (c if isinstance(c, type) else type(c) for c in (q, p))
+  if joint.is_joint(q_cls):
+    return "closed_joint" if joint.has_closed_form_joint_kl(q_cls, p_cls) else "estimate_joint"
+  if D.has_closed_form_kl(q_cls, p_cls):
+    return "closed"
+  if issubclass(p_cls, mixture.Mixture):
+    return "mixture"
+  return "estimate"
+
+
+def kl_terms(q, p, r: Array, in_log: bool, log_q: Array | None = None) -> Array:
+  """Per-dimension KL ``[B, D]`` at the draw ``r`` (``log_q``: a joint posterior's log q(r)).
+
+  A KL of the whole vector (joint posteriors, mixture priors) is shared equally by the
+  dimensions, so that their sum is the KL.
+  """
+  method = kl_method(q, p)
+  if method == "closed":
+    return D.kl(q, p)
+  if method in ("closed_joint", "estimate_joint"):
+    kl = joint.joint_kl(q, p) if method == "closed_joint" else log_q - joint_log_prob(p, r, in_log)
+    return jnp.broadcast_to(kl[:, None] / r.shape[-1], r.shape)
+  if method == "mixture":
+    log_p = joint_log_prob(p, r, in_log)
+    return latent_log_prob(q, r, in_log) - log_p[:, None] / r.shape[-1]
+  return latent_log_prob(q, r, in_log) - latent_log_prob(p, r, in_log)
+
+
+def latent_classes(spec: VAESpec) -> tuple[type, type]:
+  """The posterior's and the prior's classes, as ``models.VAE`` builds them."""
+  if joint.is_joint_family(spec.latent):
+    info = joint.joint_info(spec.latent)
+    q_cls = info.cls
+    # The standard prior is N(0, I); a learned prior is of the posterior's family where its
+    # density is tractable (full covariance), else a factorized Gaussian (flows).
+    p_cls = q_cls if spec.prior == "learned" and info.log_prob is not None else D.Gaussian
+  else:
+    q_cls = p_cls = D.family_info(spec.latent).cls
+  if spec.prior in ("vamp", "mixture"):
+    p_cls = mixture.Mixture
+  return q_cls, p_cls
+
+
+def describe_kl(spec: VAESpec) -> str:
+  """The sentence a run prints about its KL term, read from ``kl_method``."""
+  q_cls, p_cls = latent_classes(spec)
+  method = kl_method(q_cls, p_cls)
+  if p_cls is mixture.Mixture:
+    parts = "Gaussian" if joint.is_joint_family(spec.latent) else q_cls.__name__
+    p_name = f"mixture of {parts}"
+  else:
+    p_name = p_cls.__name__
+  pair = f"KL({q_cls.__name__} || {p_name})"
+  if method == "closed":
+    return f"{pair}: closed form."
+  if method == "closed_joint":
+    return f"{pair}: closed form (one for the whole latent vector)."
+  return (f"{pair} has no closed form; the ELBO uses the single-sample Monte Carlo estimate "
+          "log q(z) - log p(z) at the same draw (unbiased).")
+
+
+# ------------------------------------------------------------------------------------------------
+# The objective's terms.
+
+
+def terms(spec: VAESpec, params, batch: Batch, key: Array) -> dict[str, Array]:
+  """Encodes, draws once per example, decodes: ``log_lik`` [B] and ``kl_dim`` [B, D]."""
+  x, y = observed(spec, batch, key), batch.get("y")
+  keys = example_keys(key, batch["index"])
+  q = encode(spec, params, encoder_input(spec, x, key, batch["index"]), y)
+  p = prior(spec, params, y, x.shape[0])
+  r, in_log, log_q = (sample_and_log_q(keys, q) if joint.is_joint(q)
+                      else (*sample_latent(keys, q), None))
+  out = decode(spec, params, decoder_input(r, in_log, spec.decode_log), y)
+  return {"log_lik": reconstruction_log_likelihood(spec, out, x),
+          "kl_dim": kl_terms(q, p, r, in_log, log_q)}
+
+
+def eval_terms(spec: VAESpec, params, batch: Batch, key: Array,
+               num_samples: int) -> dict[str, Array]:
+  """Per example: the ELBO, its reconstruction and KL, and the IWAE bound with ``num_samples``."""
+  t = terms(spec, params, batch, key)
+  x, y = observed(spec, batch, key), batch.get("y")  # the draw the ELBO terms scored
+  q = encode(spec, params, encoder_input(spec, x, key, batch["index"]), y)  # same corruption
+  p = prior(spec, params, y, x.shape[0])
+  keys = example_keys(jax.random.fold_in(key, 2), batch["index"])
+  r, in_log, log_q = sample_and_log_q(keys, q, num_samples)  # [k, B, dim], [k, B]
+  log_p = joint_log_prob(p, r, in_log)
+  out = jax.vmap(lambda z: decode(spec, params, z, y))(decoder_input(r, in_log, spec.decode_log))
+  log_lik = jax.vmap(lambda o: reconstruction_log_likelihood(spec, o, x))(out)
+  kl = jnp.sum(t["kl_dim"], -1)
+  return {"elbo": t["log_lik"] - kl, "recon": -t["log_lik"], "kl": kl,
+          "iwae": objectives.iwae_bound(log_lik, log_p, log_q)}
+
+
+@functools.cache
+def make_eval_fn(spec: VAESpec, num_samples: int):
+  """``eval_terms`` jitted for ``(params, batch, key)``; one per spec and ``num_samples``."""
+  return jit(functools.partial(eval_terms, spec, num_samples=num_samples))
+
+
+def evaluate(eval_fn: Callable, params, x: np.ndarray, y: np.ndarray, batch_size: int,
+             key: Array, *, progress: bool = False) -> dict[str, float]:
+  """Test metrics: means and standard errors over examples (the last partial batch included).
+
+  With ``progress`` (and more than one batch), a line with the ETA at most every 10 s: IWAE
+  with k = 1000 on 10k test digits takes minutes.
+  """
+  outputs: dict[str, list] = {}
+  bar = progress_lib.Progress(len(x), "  evaluate", unit="ex",
+                              enabled=progress and len(x) > batch_size)
+  for start in range(0, len(x), batch_size):
+    idx = np.arange(start, min(start + batch_size, len(x)))
+    batch = {"x": jnp.asarray(x[idx]), "y": jnp.asarray(y[idx]), "index": jnp.asarray(idx)}
+    for k, v in eval_fn(params, batch, key).items():
+      outputs.setdefault(k, []).append(np.asarray(v))
+    bar.update(len(idx))
+  bar.close()
+  values = {k: np.concatenate(v) for k, v in outputs.items()}
+  result = {}
+  for name in ("elbo", "recon", "kl", "iwae"):
+    v = values[name].astype(np.float64)
+    result[name] = float(v.mean())
+    result[name + "_stderr"] = float(v.std() / math.sqrt(len(v)))
+  result["num_examples"] = int(len(x))
+  return result
