@@ -31,6 +31,7 @@ import jax  # noqa: E402
 
 from pareto_vae_jax import config as config_lib  # noqa: E402
 from pareto_vae_jax import data as data_lib  # noqa: E402
+from pareto_vae_jax import chunks as chunks_lib  # noqa: E402
 from pareto_vae_jax import train  # noqa: E402
 
 import docs_block  # noqa: E402
@@ -77,7 +78,7 @@ def main() -> None:
       "| `chunks_per_epoch` | calls per epoch | s per epoch (median) | ratio to 1 |",
       "|---|---|---|---|",
       f"| 1 | 1 | {one:.3f} | 1.00 |",
-      f"| 10 (default) | {468 // train.chunk_length(468, 10)} | {ten:.3f} | {ten / one:.3f} |",
+      f"| 10 (default) | {468 // chunks_lib.chunk_length(468, 10)} | {ten:.3f} | {ten / one:.3f} |",
       docs_block.markers(f"chunks-{jax.default_backend()}")[1],
   ])
   print(text)

@@ -179,7 +179,7 @@ class OurTrainer:
 
   def __init__(self, config, ds):
     import jax
-    from pareto_vae_jax import multihost, train, vae
+    from pareto_vae_jax import chunks, multihost, train, vae
     self.jax, self.config = jax, config
     model, tx = vae.VAESpec.from_config(config, ds), train.make_optimizer(config)
     self.model = model
@@ -187,7 +187,7 @@ class OurTrainer:
                                  steps_per_epoch=len(ds.train_x) // config.batch_size)
     self.state, self.run_chunk = train.make_trainer_runner(
         config, ds, step, train.init_state(model, tx, config), multihost.global_mesh())
-    self.dispatch = train.steps_per_dispatch(config, len(ds.train_x) // config.batch_size)
+    self.dispatch = chunks.steps_per_dispatch(config, len(ds.train_x) // config.batch_size)
 
   def run(self, indices: np.ndarray) -> float:
     for start in range(0, len(indices), self.dispatch):  # the trainer's chunks

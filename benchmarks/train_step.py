@@ -5,7 +5,7 @@ r"""Time per train step of the conv CVAE through the trainer's chunk runner: sca
 ``train.make_chunk_runner`` runs a chunk of steps as a ``lax.scan`` (a while loop) or, with
 ``straight_line``, as the steps written out one after another. XLA:CPU runs convolutions
 inside a while loop tens of times slower, so the trainer writes conv steps out on CPU, one step
-per call (``train.uses_straight_line``, ``train.steps_per_dispatch``). This times both forms
+per call (``chunks.uses_straight_line``, ``train.steps_per_dispatch``). This times both forms
 over the same indices, interleaved (each round runs every form once), median ms per step.
 """
 
@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pareto_vae_jax import config as config_lib
+from pareto_vae_jax import chunks
 from pareto_vae_jax import data as data_lib
 from pareto_vae_jax import multihost
 from pareto_vae_jax import train

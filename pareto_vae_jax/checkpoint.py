@@ -245,7 +245,7 @@ class Checkpointer:
     Orbax's ``reached_preemption``: JAX's distributed service hears the
     scheduler's notice (SIGTERM, or a TPU VM's maintenance event) and has all
     processes agree on one step; False in a single process, where
-    ``train.PreemptionWatch`` catches SIGTERM itself.
+    ``interrupts.PreemptionWatch`` catches SIGTERM itself.
     """
     return self._manager.reached_preemption(step)
 

@@ -83,7 +83,7 @@ import jax  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from pareto_vae_jax import data, distributions, multihost, train  # noqa: E402
+from pareto_vae_jax import data, distributions, interrupts, multihost, train  # noqa: E402
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.py")
 
@@ -129,7 +129,7 @@ def main(argv):
                 f"process(es), {jax.device_count()} {jax.default_backend()} device(s)")
   try:
     train.train_and_evaluate(config, workdir)
-  except train.Preempted:
+  except interrupts.Preempted:
     # Saved and told where; 128 + SIGTERM, the status of a process ended by that signal, so
     # that a scheduler's retry (or `until ...; do ...; done`) starts it again to resume.
     sys.exit(128 + signal.SIGTERM)

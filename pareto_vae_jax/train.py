@@ -12,10 +12,7 @@ device, a sharded ``jit`` and ``pmap`` produce the same update on the same globa
 from __future__ import annotations
 
 import json
-import math
 import os
-import signal
-import threading
 import time
 from typing import Any, Callable
 
@@ -31,8 +28,10 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from pareto_vae_jax._xla_workaround import jit
 from pareto_vae_jax import checkpoint as ckpt_lib
+from pareto_vae_jax import checks
+from pareto_vae_jax import chunks
 from pareto_vae_jax import data as data_lib
-from pareto_vae_jax import models
+from pareto_vae_jax import interrupts
 from pareto_vae_jax import multihost
 from pareto_vae_jax import objectives
 from pareto_vae_jax import progress as progress_lib
@@ -172,126 +171,8 @@ def make_fed_chunk_runner(train_step: Callable, mesh: Mesh, *, straight_line: bo
   return jit(run, donate_argnums=0, out_shardings=replicated)
 
 
-def uses_straight_line(config) -> bool:
-  """Whether chunks are written out step by step rather than scanned (``_run_steps``)."""
-  return config.architecture == "conv" and jax.default_backend() == "cpu"
-
-
-def steps_per_dispatch(config, steps_per_epoch: int) -> int:
-  """Steps per compiled call; chunks of steps end at its multiples (and at epoch ends).
-
-  ``config.steps_per_dispatch`` when set. Else one step for conv models on CPU: a
-  straight-line chunk is compiled for its length, and chunks of different lengths round
-  differently, so one step per call keeps a resumed run bit-identical to an uninterrupted one
-  whatever step it stopped at. Else about ``steps_per_epoch / config.chunks_per_epoch``, so
-  that the progress line moves inside an epoch on every backend (``chunk_length``). A scanned
-  chunk's steps round the same whatever its length, so only the time per call changes.
-
-  With an explicit ``n`` on the straight-line path, resuming from checkpoints at multiples of
-  n stays exact, but a stop elsewhere (``halt_after_steps``, ``checkpoint_every_steps`` not a
-  multiple of n) changes the rounding after it.
-  """
-  if config.steps_per_dispatch:
-    return config.steps_per_dispatch
-  if uses_straight_line(config):
-    return 1
-  return chunk_length(steps_per_epoch, config.get("chunks_per_epoch", 1))
-
-
-def chunk_length(steps_per_epoch: int, chunks: int) -> int:
-  """Steps per chunk for about ``chunks`` chunks per epoch; a divisor of the epoch if one is near.
-
-  A divisor within a factor 1.5 of ``steps_per_epoch / chunks`` makes every chunk the same
-  length (one compilation); otherwise the last chunk of each epoch is shorter (two).
-
-  >>> chunk_length(468, 10), chunk_length(467, 10), chunk_length(468, 1)
-  (52, 47, 468)
-  """
-  if chunks <= 1 or steps_per_epoch <= chunks:
-    return steps_per_epoch if chunks <= 1 else 1
-  target = steps_per_epoch / chunks
-  divisors = [d for d in range(1, steps_per_epoch + 1)
-              if steps_per_epoch % d == 0 and target / 1.5 <= d <= target * 1.5]
-  if divisors:
-    return min(divisors, key=lambda d: (abs(math.log(d / target)), d))
-  return math.ceil(target)
-
-
-def chunk_end(config, step: int, steps_per_epoch: int, profile: tuple[int, int] | None) -> int:
-  """Where the chunk that starts at ``step`` ends, as an offset into its epoch.
-
-  A chunk ends at the epoch's end, at a multiple of ``steps_per_dispatch``, at a checkpoint
-  step (``checkpoint_every_steps``), at ``halt_after_steps``, and at the edges of the profiled
-  window (which forms chunks of its own).
-  """
-  offset = step % steps_per_epoch
-  ends = [steps_per_epoch]
-  dispatch = steps_per_dispatch(config, steps_per_epoch)
-  ends.append((offset // dispatch + 1) * dispatch)
-  if config.checkpoint_every_steps:
-    every = config.checkpoint_every_steps
-    ends.append(offset + every - step % every)
-  if config.halt_after_steps:
-    ends.append(offset + config.halt_after_steps - step)
-  if profile and step < profile[1]:
-    ends.append(offset + (profile[0] if step < profile[0] else profile[1]) - step)
-  return min(ends)
-
-
-def saves_after(config, step: int, steps_per_epoch: int) -> bool:
-  """Whether a checkpoint is written once ``step`` steps are done.
-
-  At every epoch end, every ``checkpoint_every_steps`` and at ``halt_after_steps``.
-  """
-  every, halt = config.checkpoint_every_steps, config.halt_after_steps
-  return (step % steps_per_epoch == 0 or bool(every and step % every == 0)
-          or bool(halt and step >= halt))
-
-
 # ------------------------------------------------------------------------------------------------
 # The loop.
-
-
-def _check_config(config, ds: data_lib.Dataset, num_devices: int) -> vae.VAESpec:
-  """The model's spec, once every value of ``config`` is known to be usable with ``ds``."""
-  spec = vae.VAESpec.from_config(config, ds)  # unknown latents, likelihoods, noises, dtypes
-  models.kernel_init(spec.weight_init)
-  # (--prior=vamp with a joint family is refused by models.VAE itself, before any training.)
-  if vae.kl_method(*vae.latent_classes(spec)) in ("closed_joint", "estimate_joint"):
-    if config.free_bits:
-      raise ValueError(f"free_bits needs a KL per dimension; '{config.latent}' has one KL for "
-                       "the whole latent vector. Set --config.free_bits=0.")
-  if not 0 < config.batch_size <= len(ds.train_x):
-    raise ValueError(f"batch_size={config.batch_size} must be in [1, {len(ds.train_x)}] (the "
-                     f"training examples of '{ds.name}'); set --config.batch_size accordingly.")
-  prior = config.get("prior", "standard")
-  if prior in ("vamp", "mixture") and config.free_bits:
-    raise ValueError(f"free_bits needs a factorized prior; the {prior} prior's density is joint "
-                     "over the dimensions. Set --config.free_bits=0 or --prior=standard.")
-  if prior == "vamp" and config.get("noise_channels", 0):
-    raise ValueError("The VampPrior's pseudo-inputs have the data's shape; with noise_channels "
-                     "the encoder expects more channels. Use --prior=mixture or no channels.")
-  if spec.noise_channels and spec.noise == "none":
-    raise ValueError("noise_channels needs a noise type; set --config.noise=normal (or another "
-                     f"of {', '.join(vae.NOISES[1:])}).")
-  if config.batch_size % num_devices:
-    raise ValueError(f"batch_size={config.batch_size} must be a multiple of the "
-                     f"{num_devices} devices; set --config.batch_size accordingly.")
-  if config.likelihood == "bernoulli":
-    lo = min(ds.train_x.min(), ds.test_x.min())
-    hi = max(ds.train_x.max(), ds.test_x.max())
-    if lo < 0 or hi > 1:  # outside [0, 1] the Bernoulli log-likelihood is unbounded above
-      raise ValueError(
-          f"likelihood 'bernoulli' needs inputs in [0, 1]; '{ds.name}' has inputs in "
-          f"[{lo:.3g}, {hi:.3g}]. Set --config.likelihood=gaussian (or mse).")
-  if config.conditional:
-    for split, labels in (("train", ds.train_y), ("test", ds.test_y)):
-      if labels.min() < 0 or labels.max() >= ds.num_classes:
-        raise ValueError(
-            f"--conditional needs labels in [0, {ds.num_classes}); the {split} split of "
-            f"'{ds.name}' has labels in [{labels.min()}, {labels.max()}]. Fix the labels or run "
-            "without --conditional.")
-  return spec
 
 
 def fit(config: ml_collections.ConfigDict, workdir: str):
@@ -313,7 +194,7 @@ def fit(config: ml_collections.ConfigDict, workdir: str):
   ds = data_lib.load_dataset(config.dataset, seed=config.seed,
                              data_dir=config.get("data_dir", ""))
   mesh = multihost.global_mesh()
-  spec = _check_config(config, ds, mesh.size)
+  spec = checks.check_config(config, ds, mesh.size)
   multihost.say(vae.describe_kl(spec))
   tx = make_optimizer(config)
   steps_per_epoch = len(ds.train_x) // config.batch_size
@@ -399,52 +280,6 @@ def _finished_metrics(workdir: str, step: int) -> dict | None:
   return saved
 
 
-class Preempted(Exception):
-  """Training stopped at a pre-emption notice after saving a checkpoint at ``step``."""
-
-  def __init__(self, step: int):
-    super().__init__(f"Pre-empted: saved a checkpoint at step {step}; the same command "
-                     "resumes from it.")
-    self.step = step
-
-
-class PreemptionWatch:
-  """Notices pre-emption: SIGTERM (one process) or Orbax's sync point (several processes).
-
-  A spot/pre-emptible VM, Slurm's pre-emption and Kubernetes all send SIGTERM and give the
-  process some seconds before SIGKILL. In one process the handler only sets a flag, which the
-  loop reads after each chunk (a fraction of an epoch, ``steps_per_dispatch``), saves and
-  stops. Several processes must stop at the same step: there JAX's distributed service hears
-  the signal and ``Checkpointer.reached_preemption`` says when all agree, so no handler is
-  installed (it would shadow JAX's). ``restore`` puts the previous handler back.
-  """
-
-  def __init__(self, checkpointer):
-    self._checkpointer = checkpointer
-    self._signalled = False
-    self._previous = None
-
-  def install(self) -> PreemptionWatch:
-    if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGTERM, self._on_signal)
-    return self
-
-  def restore(self) -> None:
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
-      self._previous = None
-
-  def _on_signal(self, signum, frame) -> None:
-    del signum, frame
-    self._signalled = True
-
-  def reached(self, step: int) -> bool:
-    """Whether to save at ``step`` and stop."""
-    if jax.process_count() > 1:
-      return self._checkpointer.reached_preemption(step)
-    return self._signalled
-
-
 def _train(config, ds, spec, tx, state, mesh, checkpointer, workdir, steps_per_epoch,
            meta) -> TrainState:
   """The epoch loop: compiled chunks of steps, checkpoints, a line and metrics per epoch."""
@@ -457,8 +292,8 @@ def _train(config, ds, spec, tx, state, mesh, checkpointer, workdir, steps_per_e
   # run's ETA, moves inside every epoch; live on a terminal, else a line every 10 s.
   progress = progress_lib.Progress(total_steps, "train", initial=int(state.step),
                                    enabled=primary, unit="steps")
-  profile_steps = _profile_window(config, int(state.step))
-  preemption = PreemptionWatch(checkpointer).install()
+  window = interrupts.profile_window(config, int(state.step))
+  preemption = interrupts.PreemptionWatch(checkpointer).install()
   try:
     step = int(state.step)
     epoch_start, epoch_metrics = time.time(), []
@@ -473,59 +308,27 @@ def _train(config, ds, spec, tx, state, mesh, checkpointer, workdir, steps_per_e
         order = data_lib.epoch_permutation(config.seed, epoch, len(ds.train_x))
         order = order[:steps_per_epoch * config.batch_size]
         batches = (epoch, order.reshape(steps_per_epoch, -1))
-      end = chunk_end(config, step, steps_per_epoch, profile_steps)
-      tracing = bool(profile_steps) and step == profile_steps[0]
-      if tracing:
-        jax.profiler.start_trace(os.path.join(workdir, "profile"))
-      state, metrics = run_chunk(state, batches[1][offset:end])
-      metrics = jax.device_get(metrics)
-      if tracing:
-        jax.block_until_ready(state)
-        jax.profiler.stop_trace()
-        progress.say(f"Profiled steps {profile_steps[0]}-{profile_steps[1] - 1} into "
-                     f"{os.path.join(workdir, 'profile')} (open with TensorBoard's profile "
-                     "plugin or Perfetto).")
-      if not all(np.isfinite(v).all() for v in metrics.values()):
-        bad = {k: float(np.asarray(v)[~np.isfinite(v)][0]) for k, v in metrics.items()
-               if not np.isfinite(v).all()}
-        raise FloatingPointError(
-            f"Non-finite training metrics at step {step}: {bad}. Lower --config.learning_rate, "
-            "or start the posteriors narrower with --config.head_init_scale=0.01 (for inputs "
-            "of large magnitude), or feed the decoder log z (--config.decoder_input=log).")
+      end = chunks.chunk_end(config, step, steps_per_epoch, window)
+      with interrupts.profiled(workdir, window, step, end, progress.say) as finish:
+        state, metrics = run_chunk(state, batches[1][offset:end])
+        metrics = jax.device_get(metrics)
+        finish(state)
+      _check_finite(metrics, step)
       epoch_metrics.append(metrics)
       step = int(state.step)
       progress.update(end - offset, loss=float(np.mean(metrics["loss"])))
       preempted = preemption.reached(step)
-      if saves_after(config, step, steps_per_epoch) or preempted:
+      if chunks.saves_after(config, step, steps_per_epoch) or preempted:
         checkpointer.save(step, state, meta | {"epoch": epoch, "offset": end})
       if preempted:
         checkpointer.wait_until_finished()
         progress.say(f"Pre-emption notice: saved a checkpoint at step {step} in {workdir}; "
                      "run the same command again to resume from it.")
-        raise Preempted(step)
+        raise interrupts.Preempted(step)
       if end == steps_per_epoch:
-        summary = {k: float(np.mean(np.concatenate([np.ravel(m[k]) for m in epoch_metrics])))
-                   for k in epoch_metrics[0]}
-        steps_run = sum(len(m["loss"]) for m in epoch_metrics)
-        elapsed = time.time() - epoch_start
-        rate = steps_run / max(elapsed, 1e-9)
-        eta = (total_steps - step) / rate
-        # After a mid-epoch resume the summary covers only the steps this process ran.
-        partial = (f"  (last {steps_run} of {steps_per_epoch} steps: resumed mid-epoch)"
-                   if steps_run < steps_per_epoch else "")
-        if not primary:
-          epoch_start, epoch_metrics = time.time(), []
-          continue
-        writer.write_scalars(step, {"epoch": epoch + 1, **summary, "steps_per_sec": rate,
-                                    "steps_averaged": steps_run}, "train")
-        every = config.get("summary_every_epochs", 1)
-        if every and ((epoch + 1) % every == 0 or step >= total_steps):
-          # Images and latent histograms in TensorBoard (host copies of the replicated params).
-          reporting.write_tensorboard_summaries(writer, step, spec,
-                                                jax.device_get(state.params), ds, config.seed)
-        progress.say(f"epoch {epoch + 1}/{config.num_epochs}  {rate:6.1f} steps/s  ETA "
-                     f"{eta:5.0f}s  loss {summary['loss']:.3f}  recon {summary['recon']:.3f}  "
-                     f"kl {summary['kl']:.3f}  beta {summary['beta']:.3f}{partial}")
+        if writer is not None:  # process 0 reports
+          _report_epoch(config, ds, spec, state, writer, progress, epoch, epoch_metrics,
+                        time.time() - epoch_start, steps_per_epoch)
         epoch_start, epoch_metrics = time.time(), []
   finally:
     preemption.restore()
@@ -533,6 +336,40 @@ def _train(config, ds, spec, tx, state, mesh, checkpointer, workdir, steps_per_e
     if writer is not None:
       writer.close()
   return state
+
+
+def _check_finite(metrics: dict, step: int) -> None:
+  if not all(np.isfinite(v).all() for v in metrics.values()):
+    bad = {k: float(np.asarray(v)[~np.isfinite(v)][0]) for k, v in metrics.items()
+           if not np.isfinite(v).all()}
+    raise FloatingPointError(
+        f"Non-finite training metrics at step {step}: {bad}. Lower --config.learning_rate, "
+        "or start the posteriors narrower with --config.head_init_scale=0.01 (for inputs "
+        "of large magnitude), or feed the decoder log z (--config.decoder_input=log).")
+
+
+def _report_epoch(config, ds, spec, state, writer, progress, epoch: int, epoch_metrics: list,
+                  elapsed: float, steps_per_epoch: int) -> None:
+  """The epoch's line, its scalars and (every ``summary_every_epochs``) images and histograms."""
+  step, total_steps = int(state.step), steps_per_epoch * config.num_epochs
+  summary = {k: float(np.mean(np.concatenate([np.ravel(m[k]) for m in epoch_metrics])))
+             for k in epoch_metrics[0]}
+  steps_run = sum(len(m["loss"]) for m in epoch_metrics)
+  rate = steps_run / max(elapsed, 1e-9)
+  # After a mid-epoch resume the summary covers only the steps this process ran.
+  partial = (f"  (last {steps_run} of {steps_per_epoch} steps: resumed mid-epoch)"
+             if steps_run < steps_per_epoch else "")
+  writer.write_scalars(step, {"epoch": epoch + 1, **summary, "steps_per_sec": rate,
+                              "steps_averaged": steps_run}, "train")
+  every = config.get("summary_every_epochs", 1)
+  if every and ((epoch + 1) % every == 0 or step >= total_steps):
+    # Images and latent histograms in TensorBoard (host copies of the replicated params).
+    reporting.write_tensorboard_summaries(writer, step, spec, jax.device_get(state.params), ds,
+                                          config.seed)
+  progress.say(f"epoch {epoch + 1}/{config.num_epochs}  {rate:6.1f} steps/s  ETA "
+               f"{(total_steps - step) / rate:5.0f}s  loss {summary['loss']:.3f}  "
+               f"recon {summary['recon']:.3f}  kl {summary['kl']:.3f}  "
+               f"beta {summary['beta']:.3f}{partial}")
 
 
 def make_trainer_runner(config, ds: data_lib.Dataset, train_step: Callable, state: TrainState,
@@ -546,31 +383,13 @@ def make_trainer_runner(config, ds: data_lib.Dataset, train_step: Callable, stat
     replicated = NamedSharding(mesh, P())
     state = jax.device_put(state, replicated)
     data = jax.device_put({"x": ds.train_x, "y": ds.train_y}, replicated)
-    run_indices = make_chunk_runner(train_step, mesh, straight_line=uses_straight_line(config))
+    run_indices = make_chunk_runner(train_step, mesh,
+                                    straight_line=chunks.uses_straight_line(config))
     return state, lambda state, idx: run_indices(state, data, jnp.asarray(idx))
   # Several processes: each puts only its own share of every global batch on its devices.
-  run_fed = make_fed_chunk_runner(train_step, mesh, straight_line=uses_straight_line(config))
+  run_fed = make_fed_chunk_runner(train_step, mesh,
+                                  straight_line=chunks.uses_straight_line(config))
   sources = {"x": ds.train_x, "y": ds.train_y}
   return state, lambda state, idx: run_fed(state, multihost.global_batch(idx, sources, mesh))
 
 
-def _profile_window(config, step: int) -> tuple[int, int] | None:
-  """``[first, end)`` steps to trace with ``jax.profiler`` (``config.profile_steps``), or None.
-
-  ``profile_steps = "a:b"`` traces steps a..b-1; a number n traces n steps after the first
-  (which compiles). A window already behind a resumed run is skipped.
-  """
-  spec = str(config.get("profile_steps", "") or "")
-  if not spec or spec == "0":
-    return None
-  try:
-    if ":" in spec:
-      first, end = (int(v) for v in spec.split(":"))
-    else:
-      first, end = 1, 1 + int(spec)
-  except ValueError:
-    raise ValueError(f"profile_steps={spec!r}: give a count n (steps 1..n) or a range 'a:b'; "
-                     "e.g. --profile_steps=5 or --profile_steps=10:15.") from None
-  if not 0 <= first < end:
-    raise ValueError(f"profile_steps={spec!r} is an empty range; give 'a:b' with a < b.")
-  return (first, end) if first >= step else None

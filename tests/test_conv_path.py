@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from pareto_vae_jax import data as data_lib
+from pareto_vae_jax import chunks
 from pareto_vae_jax import models
 from pareto_vae_jax import multihost
 from pareto_vae_jax import train
@@ -93,10 +94,10 @@ def test_trainer_runs_conv_steps_on_cpu_without_a_loop_around_convolutions(conv_
   config, ds = conv_setup
   config.upsampling = upsampling
   assert jax.default_backend() == "cpu"
-  assert train.uses_straight_line(config)
-  assert train.steps_per_dispatch(config, 100) == 1
+  assert chunks.uses_straight_line(config)
+  assert chunks.steps_per_dispatch(config, 100) == 1
   for chunk in (1, 3):  # the default, and a user's steps_per_dispatch = 3
-    hlo = _compiled_runner_hlo(config, ds, chunk, train.uses_straight_line(config))
+    hlo = _compiled_runner_hlo(config, ds, chunk, chunks.uses_straight_line(config))
     assert hlo.count(" convolution(") >= chunk * 6, "the step should hold the model's convolutions"
     assert convolutions_inside_loops(hlo) == 0
 
@@ -110,10 +111,10 @@ def test_loop_check_finds_convolutions_in_a_scanned_runner(conv_setup):
 
 def test_mlp_scans_a_tenth_of_an_epoch_per_call():
   config = tiny.config()
-  assert not train.uses_straight_line(config)
-  assert train.steps_per_dispatch(config, 468) == 52  # 9 equal chunks: one compilation
+  assert not chunks.uses_straight_line(config)
+  assert chunks.steps_per_dispatch(config, 468) == 52  # 9 equal chunks: one compilation
   config.chunks_per_epoch = 1
-  assert train.steps_per_dispatch(config, 468) == 468
+  assert chunks.steps_per_dispatch(config, 468) == 468
 
 
 def test_straight_line_and_scanned_chunks_take_the_same_steps(conv_setup):
@@ -211,14 +212,14 @@ def test_chunks_end_where_a_step_by_step_walk_says(every, halt, profile, dispatc
   config = tiny.config(checkpoint_every_steps=every, halt_after_steps=halt,
                        steps_per_dispatch=dispatch, chunks_per_epoch=3)
   steps_per_epoch = 12
-  size = train.steps_per_dispatch(config, steps_per_epoch)
+  size = chunks.steps_per_dispatch(config, steps_per_epoch)
   assert size == (dispatch or 4)
   step, saved = 0, []
   while step < 3 * steps_per_epoch and not (halt and step >= halt):
-    end = train.chunk_end(config, step, steps_per_epoch, profile)
+    end = chunks.chunk_end(config, step, steps_per_epoch, profile)
     assert end == _reference_chunk_end(step, steps_per_epoch, size, every, halt, profile)
     step += end - step % steps_per_epoch
-    if train.saves_after(config, step, steps_per_epoch):
+    if chunks.saves_after(config, step, steps_per_epoch):
       saved.append(step)
   expected = [s for s in range(1, 3 * steps_per_epoch + 1) if s % 12 == 0
               or (every and s % every == 0) or (halt and s == halt)]
@@ -226,6 +227,6 @@ def test_chunks_end_where_a_step_by_step_walk_says(every, halt, profile, dispatc
 
 
 def test_chunk_length_prefers_a_divisor_near_the_target():
-  assert train.chunk_length(468, 10) == 52 and train.chunk_length(467, 10) == 47
-  assert train.chunk_length(100, 10) == 10 and train.chunk_length(5, 10) == 1
-  assert train.chunk_length(468, 0) == train.chunk_length(468, 1) == 468
+  assert chunks.chunk_length(468, 10) == 52 and chunks.chunk_length(467, 10) == 47
+  assert chunks.chunk_length(100, 10) == 10 and chunks.chunk_length(5, 10) == 1
+  assert chunks.chunk_length(468, 0) == chunks.chunk_length(468, 1) == 468

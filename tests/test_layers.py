@@ -20,7 +20,7 @@ LAYERS = [
      "distributions", "configs"},
     {"models", "objectives"},
     {"vae"},
-    {"reporting", "checkpoint"},
+    {"reporting", "checkpoint", "chunks", "checks", "interrupts"},
     {"train"},
     {"trained", "evaluate", "claims", "main"},
 ]

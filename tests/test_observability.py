@@ -9,6 +9,7 @@ import pytest
 
 import tiny
 from pareto_vae_jax import train
+from pareto_vae_jax import interrupts
 from test_reporting import _mnist_shaped, _summaries
 
 
@@ -45,12 +46,12 @@ def test_profile_steps_writes_a_trace(tmp_path, capsys):
                                           ("10:15", (10, 15))])
 def test_profile_window(spec, window):
   config = ml_collections.ConfigDict({"profile_steps": spec})
-  assert train._profile_window(config, 0) == window
+  assert interrupts.profile_window(config, 0) == window
   if window:  # a window behind a resumed run is skipped
-    assert train._profile_window(config, window[0] + 1) is None
+    assert interrupts.profile_window(config, window[0] + 1) is None
 
 
 @pytest.mark.parametrize("spec", ["a:b", "5:5", "x"])
 def test_bad_profile_steps_are_refused_with_the_fix(spec):
   with pytest.raises(ValueError, match="profile_steps"):
-    train._profile_window(ml_collections.ConfigDict({"profile_steps": spec}), 0)
+    interrupts.profile_window(ml_collections.ConfigDict({"profile_steps": spec}), 0)

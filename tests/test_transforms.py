@@ -68,11 +68,11 @@ def test_distribution_is_a_lax_scan_carry(family, q_params, p_params):
 @pytest.mark.parametrize("name", pvj.family_names())
 def test_rsample_and_log_prob_are_unchanged_under_jit_and_vmap(name):
   # As the trainer draws: jit(vmap(rsample)) with one key per example.
-  dist = CASES[name].batch
+  dist, n = CASES[name].batch, 20_000
   keys = jax.random.split(jax.random.key(13), dist.batch_shape[0])
-  one_by_one = jnp.stack([pvj.rsample(k, type(dist)(*(p[i] for p in dist.params)), (20_000,))
+  one_by_one = jnp.stack([pvj.rsample(k, type(dist)(*(p[i] for p in dist.params)), (n,))
                           for i, k in enumerate(keys)])
-  jitted = jax.jit(jax.vmap(lambda k, d: pvj.rsample(k, d, (20_000,))))(keys, dist)
+  jitted = jax.jit(jax.vmap(lambda k, d: pvj.rsample(k, d, (n,))))(keys, dist)
   # Under jit XLA may fuse loc + scale * t (FMA), moving a draw by up to an ulp of loc.
   np.testing.assert_allclose(jitted, one_by_one, rtol=CASES[name].jit_rtol, atol=1e-6)
   z = jnp.asarray(one_by_one[:, :7].T)  # (7, batch), inside every support
