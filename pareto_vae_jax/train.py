@@ -81,10 +81,13 @@ def make_train_step(spec: vae.VAESpec, tx: optax.GradientTransformation, config,
     terms = vae.terms(spec, params, batch, key)
     kl_dim_mean = pmean(jnp.mean(terms["kl_dim"], axis=0))
     kl_objective = jnp.sum(objectives.free_bits(kl_dim_mean[None], bits=free_bits))
-    recon = -jnp.mean(terms["log_lik"])
-    loss = spec.loss_scale * (recon + beta * kl_objective)
+    log_lik = jnp.mean(terms["log_lik"])
+    # The loss is minus the (beta-weighted, free-bits) ELBO, times the likelihood's convention
+    # (``VAESpec.loss_scale``); the reported ELBO has beta = 1 and the plain KL.
+    loss = -spec.loss_scale * objectives.elbo(log_lik, kl_objective, beta=beta)
     kl = jnp.sum(kl_dim_mean)
-    return loss, {"loss": loss, "recon": recon, "kl": kl, "elbo": -(recon + kl), "beta": beta}
+    return loss, {"loss": loss, "recon": -log_lik, "kl": kl,
+                  "elbo": objectives.elbo(log_lik, kl), "beta": beta}
 
   def train_step(state: TrainState, batch: Batch, key: Array) -> tuple[TrainState, dict]:
     key = jax.random.fold_in(key, state.step)

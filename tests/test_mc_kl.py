@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import pareto_vae_jax as pvj
-from pareto_vae_jax import train, vae
+from pareto_vae_jax import vae
 from family_cases import CASES
 from reference import elements, kl_quadrature, training_kl_estimate
 
