@@ -442,15 +442,10 @@ class VAE(nn.Module):
       self.posterior_head = LatentHead(self.family, self.latent_dim,
                                        {k: v for k, v in fixed.items() if k not in bounds}, bounds)
       num_raw = self.latent_dim * len(self.posterior_head.predicted)
-    if self.architecture == "conv":
-      self.encoder = ConvEncoder(num_raw, self.head_init_scale, self.dtype, self.weight_init)
-      self.decoder = ConvDecoder(self.input_shape, self.upsampling, self.dtype, self.weight_init)
-    elif self.architecture == "mlp":
-      self.encoder = MLPEncoder(self.hidden, num_raw, self.head_init_scale, self.dtype,
-                                self.weight_init)
-      self.decoder = MLPDecoder(self.hidden, self.input_shape, self.dtype, self.weight_init)
-    else:
-      raise ValueError(f"Unknown architecture '{self.architecture}'; valid choices: mlp, conv.")
+    if self.architecture not in ARCHITECTURES:
+      raise ValueError(f"Unknown architecture '{self.architecture}'; valid choices: "
+                       f"{', '.join(ARCHITECTURES)}.")
+    self.encoder, self.decoder = ARCHITECTURES[self.architecture](self, num_raw)
     if self.prior == "learned":
       self.prior_net = LearnedPrior(self.prior_family, self.latent_dim, fixed,
                                     joint_options=self.joint_options, weight_init=self.weight_init)
@@ -529,3 +524,38 @@ class VAE(nn.Module):
     q = self.encode(x, y)
     p = self.prior_dist(y, x.shape[0])
     return q, p, self.decode(jnp.zeros((x.shape[0], self.latent_dim), x.dtype), y)
+
+
+# ------------------------------------------------------------------------------------------------
+# Architectures: a name of ``config.architecture`` -> (encoder, decoder) for a ``VAE``.
+
+
+def _mlp(vae: VAE, num_raw: int) -> tuple[nn.Module, nn.Module]:
+  return (MLPEncoder(vae.hidden, num_raw, vae.head_init_scale, vae.dtype, vae.weight_init),
+          MLPDecoder(vae.hidden, vae.input_shape, vae.dtype, vae.weight_init))
+
+
+def _conv(vae: VAE, num_raw: int) -> tuple[nn.Module, nn.Module]:
+  return (ConvEncoder(num_raw, vae.head_init_scale, vae.dtype, vae.weight_init),
+          ConvDecoder(vae.input_shape, vae.upsampling, vae.dtype, vae.weight_init))
+
+
+ARCHITECTURES: dict[str, Any] = {}
+
+
+def register_architecture(name: str, build) -> None:
+  """Makes ``build(vae, num_raw) -> (encoder, decoder)`` the architecture ``name``.
+
+  The encoder maps ``(x, one_hot_label_or_None)`` to ``num_raw`` outputs per example (the latent
+  head's inputs); the decoder maps ``(z, one_hot_label_or_None)`` to the likelihood's
+  parameters, of the input's shape. ``build`` reads what it needs from the ``VAE`` (``hidden``,
+  ``input_shape``, ``dtype``, ``weight_init``, ...).
+  """
+  if name in ARCHITECTURES:
+    raise ValueError(f"Architecture '{name}' is already registered.")
+  ARCHITECTURES[name] = build
+
+
+register_architecture("mlp", _mlp)
+register_architecture("conv", _conv)
+
