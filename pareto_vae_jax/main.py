@@ -83,7 +83,13 @@ import jax  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from pareto_vae_jax import data, distributions, interrupts, multihost, train  # noqa: E402
+from pareto_vae_jax import checkpoint, checks, data, distributions, interrupts  # noqa: E402
+from pareto_vae_jax import multihost, train  # noqa: E402
+
+# Errors a user fixes by changing the command (their messages say how): main prints the message
+# alone, without a traceback, and exits with status 2 (a usage error, as absl's for a bad flag).
+CONFIG_ERRORS = (checks.ConfigError, checkpoint.IncompatibleCheckpointError,
+                 data.DatasetNotFoundError)
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.py")
 
@@ -117,18 +123,22 @@ def main(argv):
     # The run's own lines only: Orbax logs ~50 INFO lines per checkpoint. --verbosity=0 (or
     # -v 0) shows them again.
     logging.set_verbosity(logging.WARNING)
-  multihost.initialize(_MULTIHOST.value)  # before anything else touches the devices
   config = flags.FLAGS.config
   for field, flag in (("latent", _LATENT), ("conditional", _CONDITIONAL), ("prior", _PRIOR),
                       ("dataset", _DATASET), ("seed", _SEED),
                       ("profile_steps", _PROFILE_STEPS)):
     if flag.value is not None:
       setattr(config, field, flag.value)
-  workdir = _WORKDIR.value or os.path.join("runs", run_name(config))
-  multihost.say(f"Training {run_name(config)} into {workdir} on {jax.process_count()} "
-                f"process(es), {jax.device_count()} {jax.default_backend()} device(s)")
   try:
+    checks.check_fields(config)  # before the devices start and the workdir is made
+    multihost.initialize(_MULTIHOST.value)  # before anything else touches the devices
+    workdir = _WORKDIR.value or os.path.join("runs", run_name(config))
+    multihost.say(f"Training {run_name(config)} into {workdir} on {jax.process_count()} "
+                  f"process(es), {jax.device_count()} {jax.default_backend()} device(s)")
     train.train_and_evaluate(config, workdir)
+  except CONFIG_ERRORS as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   except interrupts.Preempted:
     # Saved and told where; 128 + SIGTERM, the status of a process ended by that signal, so
     # that a scheduler's retry (or `until ...; do ...; done`) starts it again to resume.

@@ -12,6 +12,9 @@ after takes the spec, which is hashable and so a valid ``jax.jit`` static argume
 * ``eval_terms``: the test ELBO, its parts and the IWAE bound;
 * ``kl_method``: which KL the objective uses (closed form or single-draw estimate), the one
   dispatch both ``terms`` and the run's printed sentence (``describe_kl``) read.
+
+Draws, densities and KL terms are ``distributions.latent``'s, one code path for factorized
+families, joint ones and mixture priors alike; the names here are kept for their callers.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from pareto_vae_jax import models
 from pareto_vae_jax import objectives
 from pareto_vae_jax import progress as progress_lib
 from pareto_vae_jax._xla_workaround import jit
-from pareto_vae_jax.distributions import joint, mixture
+from pareto_vae_jax.distributions import latent
 
 Array = jax.Array
 Batch = dict[str, Array]
@@ -41,12 +44,14 @@ Batch = dict[str, Array]
 NOISES = ("none", "normal", "lognormal", "uniform", "inverse_gaussian")
 LIKELIHOODS = ("bernoulli", "gaussian", "mse", "sse")
 
-# The config fields ``VAESpec.from_config`` reads to define the model: a checkpoint saved under
-# other values cannot be resumed (``checkpoint``), and they head TensorBoard's HParams.
+# The config fields that define the model (``VAESpec.from_config``) and its draws (the seed):
+# a checkpoint saved under other values cannot be resumed (``checkpoint``), and they head
+# TensorBoard's HParams.
 MODEL_KEYS = ("dataset", "latent", "conditional", "prior", "latent_dim", "architecture",
               "hidden", "upsampling", "decoder_input", "pareto_alpha0", "pareto_scale",
               "likelihood", "noise", "noise_channels", "pareto_posterior_scale",
-              "prior_components", "flow_layers", "iaf_steps", "iaf_hidden", "iaf_context")
+              "prior_components", "flow_layers", "iaf_steps", "iaf_hidden", "iaf_context",
+              "seed")
 
 
 def _pairs(mapping) -> tuple[tuple[str, Any], ...]:
@@ -168,8 +173,6 @@ def _latent_hyper(config) -> tuple[dict[str, float], dict[str, float]]:
   ``pareto_posterior_scale = shared`` (the guide, section 3.2.1) the posterior shares that
   x_m; ``learned`` lets the encoder predict x_q >= x_m (see ``_posterior_lower_bounds``).
   """
-  if joint.is_joint_family(config.latent):
-    return {}, {}
   if config.latent == "pareto":
     return ({"scale": config.pareto_scale},
             {"alpha": config.pareto_alpha0, "scale": config.pareto_scale})
@@ -206,10 +209,8 @@ def _decode_log(latent: str, decoder_input: str) -> bool:
     raise ValueError(f"Unknown decoder_input '{decoder_input}'; valid: auto, z, log.")
   if latent not in D.latent_names():
     raise ValueError(f"Unknown latent '{latent}'; valid: {', '.join(D.latent_names())}.")
-  if joint.is_joint_family(latent):
-    return False
   info = D.family_info(latent)
-  positive = info.rsample_log is not None
+  positive = info.rsample_log is not None  # never for a joint family: its draws are real
   if decoder_input == "auto":
     # The power-law families: see docs/benchmarks.md, "Decoder input for Pareto".
     return positive and info.decode_log
@@ -260,54 +261,32 @@ def sample_latent(keys: Array, q, num_samples: int | None = None) -> tuple[Array
   """Draws per example (one key each). Returns ``(draw, in_log_space)``.
 
   Positive families are drawn in log space, where the draw and its density stay finite for
-  every tail index (``rsample_log``, ``log_prob_log``).
+  every tail index (``rsample_log``, ``log_prob_log``); see ``latent.sample_and_log_prob``.
   """
-  if joint.is_joint(q):  # full-covariance Gaussian, flows: draws on the real line
-    return joint.sample_with_log_prob(keys, q, num_samples)[0], False
-  shape = () if num_samples is None else (num_samples,)
-  if isinstance(q, mixture.Mixture):  # prior samples from a VampPrior or mixture prior
-    in_log = mixture.is_positive(q)
-    sampler = mixture.rsample_log if in_log else mixture.rsample
-  else:
-    in_log = D.family_info(q).rsample_log is not None
-    sampler = D.rsample_log if in_log else D.rsample
-  r = jax.vmap(lambda k, d: sampler(k, d, shape), out_axes=int(num_samples is not None))(keys, q)
-  return r, in_log
+  return latent.sample_and_log_prob(keys, q, num_samples)[:2]
 
 
 draw = sample_latent
 
 
 def latent_log_prob(dist, r: Array, in_log: bool) -> Array:
-  """Per-dimension log-density at the draw ``r`` ([..., D]); joint ([...]) for a mixture."""
-  if isinstance(dist, mixture.Mixture):
-    return mixture.log_prob_log(dist, r) if in_log else mixture.log_prob(dist, r)
-  return D.log_prob_log(dist, r) if in_log else D.log_prob(dist, r)
+  """The family's own log-density at the draw ``r``: per dimension ([..., D]) for a factorized
+  family, of the vector ([...]) for a joint one or a mixture (``latent.log_prob_event``)."""
+  return latent.log_prob_event(dist, r, in_log)
 
 
 def joint_log_prob(dist, r: Array, in_log: bool) -> Array:
-  """log p(z) of the whole latent vector, ``[...]``."""
-  if joint.is_joint(dist):
-    info = joint.joint_info(dist)
-    if info.log_prob is None:
-      raise ValueError(f"{type(dist).__name__}'s density is known only at its own draws; use "
-                       "sample_and_log_q.")
-    return info.log_prob(dist, r)
-  lp = latent_log_prob(dist, r, in_log)
-  return lp if isinstance(dist, mixture.Mixture) else jnp.sum(lp, -1)
+  """log p(z) of the whole latent vector, ``[...]`` (``latent.log_prob_vector``)."""
+  return latent.log_prob_vector(dist, r, in_log)
 
 
 def sample_and_log_q(keys: Array, q, num_samples: int | None = None):
   """``(draw, in_log, log q(draw))``: the joint log-density of each example's draw.
 
   For a flow the density comes with the draw (its change of variables); for every other
-  posterior it is evaluated at the draw.
+  posterior it is evaluated at the draw (``latent.sample_and_log_prob``).
   """
-  if joint.is_joint(q):
-    z, log_q = joint.sample_with_log_prob(keys, q, num_samples)
-    return z, False, log_q
-  r, in_log = sample_latent(keys, q, num_samples)
-  return r, in_log, joint_log_prob(q, r, in_log)
+  return latent.sample_and_log_prob(keys, q, num_samples)
 
 
 def decoder_input(r: Array, in_log: bool, use_log: bool) -> Array:
@@ -373,53 +352,32 @@ def reconstruction_log_likelihood(spec: VAESpec, out: Array, x: Array) -> Array:
 
 
 def kl_method(q, p) -> str:
-  """How the objective gets KL(q || p) for these posterior and prior (types or instances).
-
-  ``closed_joint``: one closed form for the whole vector (full covariance); ``closed``: per
-  dimension in closed form; ``mixture``: the single-draw estimate against a mixture prior,
-  whose density is joint; ``estimate_joint``: the single-draw estimate for a joint posterior
-  (flows); ``estimate``: the single-draw estimate per dimension.
-  """
-  q_cls, p_cls = (c if isinstance(c, type) else type(c) for c in (q, p))
-  if joint.is_joint(q_cls):
-    return "closed_joint" if joint.has_closed_form_joint_kl(q_cls, p_cls) else "estimate_joint"
-  if D.has_closed_form_kl(q_cls, p_cls):
-    return "closed"
-  if issubclass(p_cls, mixture.Mixture):
-    return "mixture"
-  return "estimate"
+  """How the objective gets KL(q || p) for these posterior and prior (types or instances):
+  ``closed``, ``closed_joint``, ``mixture``, ``estimate_joint`` or ``estimate``
+  (``latent.kl_method``)."""
+  return latent.kl_method(q, p)
 
 
 def kl_terms(q, p, r: Array, in_log: bool, log_q: Array | None = None) -> Array:
-  """Per-dimension KL ``[B, D]`` at the draw ``r`` (``log_q``: a joint posterior's log q(r)).
+  """Per-dimension KL ``[B, D]`` at the draw ``r`` with ``log_q = log q(r)`` of each vector
+  (needed only by the estimate for a joint posterior: ``sample_and_log_q`` gives it).
 
   A KL of the whole vector (joint posteriors, mixture priors) is shared equally by the
-  dimensions, so that their sum is the KL.
+  dimensions, so that their sum is the KL (``latent.kl_or_estimate``).
   """
-  method = kl_method(q, p)
-  if method == "closed":
-    return D.kl(q, p)
-  if method in ("closed_joint", "estimate_joint"):
-    kl = joint.joint_kl(q, p) if method == "closed_joint" else log_q - joint_log_prob(p, r, in_log)
-    return jnp.broadcast_to(kl[:, None] / r.shape[-1], r.shape)
-  if method == "mixture":
-    log_p = joint_log_prob(p, r, in_log)
-    return latent_log_prob(q, r, in_log) - log_p[:, None] / r.shape[-1]
-  return latent_log_prob(q, r, in_log) - latent_log_prob(p, r, in_log)
+  return latent.kl_or_estimate(q, p, r, in_log, log_q)
 
 
 def latent_classes(spec: VAESpec) -> tuple[type, type]:
   """The posterior's and the prior's classes, as ``models.VAE`` builds them."""
-  if joint.is_joint_family(spec.latent):
-    info = joint.joint_info(spec.latent)
-    q_cls = info.cls
-    # The standard prior is N(0, I); a learned prior is of the posterior's family where its
-    # density is tractable (full covariance), else a factorized Gaussian (flows).
-    p_cls = q_cls if spec.prior == "learned" and info.log_prob is not None else D.Gaussian
-  else:
-    q_cls = p_cls = D.family_info(spec.latent).cls
+  info = D.family_info(spec.latent)
+  q_cls = p_cls = info.cls
+  if info.event_ndim == 1 and (spec.prior != "learned" or info.log_prob is None):
+    # A joint family's standard prior is N(0, I); its learned prior is of its own family where
+    # that density is tractable (full covariance), else a factorized Gaussian (flows).
+    p_cls = D.Gaussian
   if spec.prior in ("vamp", "mixture"):
-    p_cls = mixture.Mixture
+    p_cls = D.Mixture
   return q_cls, p_cls
 
 
@@ -427,8 +385,8 @@ def describe_kl(spec: VAESpec) -> str:
   """The sentence a run prints about its KL term, read from ``kl_method``."""
   q_cls, p_cls = latent_classes(spec)
   method = kl_method(q_cls, p_cls)
-  if p_cls is mixture.Mixture:
-    parts = "Gaussian" if joint.is_joint_family(spec.latent) else q_cls.__name__
+  if p_cls is D.Mixture:  # of the posterior's family; of diagonal Gaussians for a joint one
+    parts = q_cls.__name__ if D.event_ndim(q_cls) == 0 else "Gaussian"
     p_name = f"mixture of {parts}"
   else:
     p_name = p_cls.__name__
@@ -451,8 +409,7 @@ def terms(spec: VAESpec, params, batch: Batch, key: Array) -> dict[str, Array]:
   keys = example_keys(key, batch["index"])
   q = encode(spec, params, encoder_input(spec, x, key, batch["index"]), y)
   p = prior(spec, params, y, x.shape[0])
-  r, in_log, log_q = (sample_and_log_q(keys, q) if joint.is_joint(q)
-                      else (*sample_latent(keys, q), None))
+  r, in_log, log_q = sample_and_log_q(keys, q)
   out = decode(spec, params, decoder_input(r, in_log, spec.decode_log), y)
   return {"log_lik": reconstruction_log_likelihood(spec, out, x),
           "kl_dim": kl_terms(q, p, r, in_log, log_q)}

@@ -1,19 +1,26 @@
-"""Latent families as pure functions of immutable parameter pytrees."""
+"""Latent families as pure functions of immutable parameter pytrees.
 
-from pareto_vae_jax.distributions.base import (
-    Distribution,
+Each family's file registers it in the one registry (``registry.py``) when imported; importing
+this package imports them all.
+"""
+
+from pareto_vae_jax.distributions.registry import (
     FamilyInfo,
     KLNotImplementedError,
+    event_ndim,
     family_info,
     family_names,
     has_closed_form_kl,
     kl,
+    register_family,
+    register_kl,
+)
+from pareto_vae_jax.distributions.base import (
+    Distribution,
     log_prob,
     log_prob_log,
     mean,
     mean_log,
-    register_family,
-    register_kl,
     rsample,
     rsample_log,
     variance,
@@ -46,6 +53,7 @@ from pareto_vae_jax.distributions.full_cov_gaussian import (
     kl_full_cov_diag,
     kl_full_cov_standard,
 )
-from pareto_vae_jax.distributions.flows import IAF, PlanarFlow
+from pareto_vae_jax.distributions.planar import PlanarFlow
+from pareto_vae_jax.distributions.iaf import IAF
+from pareto_vae_jax.distributions.mixture import Mixture
 from pareto_vae_jax.distributions.interop import from_tfp, to_tfp
-from pareto_vae_jax.distributions import joint_families as _joint_families  # registers them

@@ -1,75 +1,35 @@
-"""Shared machinery for latent families: the pytree base class and the dispatch registries.
+"""Shared machinery for latent families: the pytree base class and the dispatching functions.
 
 A family is an immutable dataclass of parameter arrays. Its math lives in module-level pure
-functions (``rsample``, ``log_prob``, ...) that the family registers here, so that the public
-functions dispatch on the type of their argument and a new family joins without editing
-anything else.
+functions (``rsample``, ``log_prob``, ...) that the family registers in the one registry
+(``registry.py``), so that the functions here dispatch on the type of their argument and a new
+family joins without editing anything else.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+# The registry's names, re-exported: a family file may register itself through ``base``.
+from pareto_vae_jax.distributions.registry import (  # noqa: F401
+    FamilyInfo,
+    KLNotImplementedError,
+    family_info,
+    family_names,
+    has_closed_form_kl,
+    kl,
+    register_family,
+    register_kl,
+)
+
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 Shape = Sequence[int]
-
-
-class KLNotImplementedError(NotImplementedError):
-  """Raised by ``kl(q, p)`` for a pair of types without a registered closed form."""
-
-
-@dataclasses.dataclass(frozen=True)
-class FamilyInfo:
-  """What the rest of the library needs to know about a latent family.
-
-  Attributes:
-    name: the identifier used by ``--latent=<name>``.
-    cls: the distribution class.
-    rsample: ``(key, dist, sample_shape) -> z``.
-    log_prob: ``(dist, z) -> log q(z)``, elementwise.
-    mean: ``dist -> E[z]`` (``inf`` where infinite).
-    variance: ``dist -> Var[z]`` (``inf`` where infinite).
-    rsample_log: ``(key, dist, sample_shape) -> log z`` for positive families, else None.
-    log_prob_log: ``(dist, log_z) -> log q(z)`` at ``z = exp(log_z)``, for positive families.
-    heads: default head name per parameter (see ``heads.py``); ``"identity"`` for a real one.
-    standard_prior: ``shape -> dist``, the fixed prior used by ``--prior=standard``.
-    mean_log: ``dist -> E[log z]`` for positive families (finite for every parameter value,
-      unlike the mean of a heavy tail): the per-example statistic of active-unit counts.
-    decode_log: whether ``decoder_input=auto`` feeds the decoder log z rather than z: for the
-      power-law families (Pareto, Lomax, Generalized Pareto), whose draws span many decades.
-    latent_fixed: parameters a latent of this family keeps fixed rather than predicting (e.g.
-      ``{"loc": 0.0}`` for a Generalized Pareto latent on (0, inf)); the trainer passes them to
-      the encoder head, the learned prior and the standard prior alike.
-  """
-
-  name: str
-  cls: type
-  rsample: Callable[..., Array]
-  log_prob: Callable[..., Array]
-  mean: Callable[..., Array]
-  variance: Callable[..., Array]
-  heads: Mapping[str, str]
-  standard_prior: Callable[[Shape], Any]
-  rsample_log: Callable[..., Array] | None = None
-  log_prob_log: Callable[..., Array] | None = None
-  mean_log: Callable[..., Array] | None = None
-  latent_fixed: Mapping[str, float] = dataclasses.field(default_factory=dict)
-  decode_log: bool = False
-
-  @property
-  def param_names(self) -> tuple[str, ...]:
-    return self.cls.param_names
-
-
-_FAMILIES_BY_TYPE: dict[type, FamilyInfo] = {}
-_FAMILIES_BY_NAME: dict[str, FamilyInfo] = {}
-_KL_REGISTRY: dict[tuple[type, type], Callable[[Any, Any], Array]] = {}
 
 
 def _is_concrete(x: Any) -> bool:
@@ -149,50 +109,16 @@ class Distribution:
     jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
 
 
-def register_family(info: FamilyInfo) -> FamilyInfo:
-  """Makes a family known to the dispatching functions and to ``--latent``."""
-  if info.name in _FAMILIES_BY_NAME and _FAMILIES_BY_NAME[info.name].cls is not info.cls:
-    raise ValueError(f"A different latent family is already registered as '{info.name}'.")
-  _FAMILIES_BY_TYPE[info.cls] = info
-  _FAMILIES_BY_NAME[info.name] = info
-  return info
-
-
-def register_kl(q_type: type, p_type: type):
-  """Decorator registering ``fn(q, p) -> KL(q || p)`` (elementwise) for a pair of types."""
-
-  def wrap(fn):
-    _KL_REGISTRY[(q_type, p_type)] = fn
-    return fn
-
-  return wrap
-
-
-def family_info(dist_or_name: Any) -> FamilyInfo:
-  """The ``FamilyInfo`` of a distribution, a distribution class or a registered name."""
-  if isinstance(dist_or_name, str):
-    try:
-      return _FAMILIES_BY_NAME[dist_or_name]
-    except KeyError:
-      raise ValueError(
-          f"Unknown latent family '{dist_or_name}'; valid choices: {', '.join(family_names())}."
-      ) from None
-  cls = dist_or_name if isinstance(dist_or_name, type) else type(dist_or_name)
-  try:
-    return _FAMILIES_BY_TYPE[cls]
-  except KeyError:
-    raise TypeError(
-        f"{cls.__name__} is not a registered latent family; registered: "
-        f"{', '.join(i.cls.__name__ for i in _FAMILIES_BY_TYPE.values())}.") from None
-
-
-def family_names() -> tuple[str, ...]:
-  """Names of every registered family, in registration order."""
-  return tuple(_FAMILIES_BY_NAME)
-
-
 def _sample_shape(sample_shape: int | Shape) -> tuple[int, ...]:
   return (sample_shape,) if isinstance(sample_shape, int) else tuple(sample_shape)
+
+
+def _registered(dist: Any, field: str):
+  fn = getattr(family_info(dist), field)
+  if fn is None:
+    raise TypeError(f"{type(dist).__name__} registers no {field}; see its module for what it "
+                    "offers instead.")
+  return fn
 
 
 def rsample(key: Array, dist: Distribution, sample_shape: int | Shape = ()) -> Array:
@@ -204,9 +130,9 @@ def rsample(key: Array, dist: Distribution, sample_shape: int | Shape = ()) -> A
     sample_shape: leading shape of independent draws.
 
   Returns:
-    An array of shape ``sample_shape + dist.batch_shape``.
+    An array of shape ``sample_shape + dist.batch_shape`` (``+ [D]`` for a joint family).
   """
-  return family_info(dist).rsample(key, dist, _sample_shape(sample_shape))
+  return _registered(dist, "rsample")(key, dist, _sample_shape(sample_shape))
 
 
 def rsample_log(key: Array, dist: Distribution, sample_shape: int | Shape = ()) -> Array:
@@ -230,8 +156,12 @@ def rsample_log(key: Array, dist: Distribution, sample_shape: int | Shape = ()) 
 
 
 def log_prob(dist: Distribution, z: ArrayLike) -> Array:
-  """Elementwise log-density ``log q(z)`` (``-inf`` outside the support)."""
-  return family_info(dist).log_prob(dist, jnp.asarray(z))
+  """Log-density ``log q(z)`` (``-inf`` outside the support).
+
+  Elementwise for a factorized family; for a joint one (``event_ndim`` 1) ``z`` has shape
+  ``[..., D]`` and the result ``[...]``.
+  """
+  return _registered(dist, "log_prob")(dist, jnp.asarray(z))
 
 
 def log_prob_log(dist: Distribution, log_z: ArrayLike) -> Array:
@@ -247,7 +177,7 @@ def log_prob_log(dist: Distribution, log_z: ArrayLike) -> Array:
 
 def mean(dist: Distribution) -> Array:
   """Elementwise mean; ``inf`` where it is infinite (e.g. a Pareto with ``alpha <= 1``)."""
-  return family_info(dist).mean(dist)
+  return _registered(dist, "mean")(dist)
 
 
 def mean_log(dist: Distribution) -> Array:
@@ -261,24 +191,4 @@ def mean_log(dist: Distribution) -> Array:
 
 def variance(dist: Distribution) -> Array:
   """Elementwise variance; ``inf`` where it is infinite (e.g. a Pareto with ``alpha <= 2``)."""
-  return family_info(dist).variance(dist)
-
-
-def kl(q: Distribution, p: Distribution) -> Array:
-  """Closed-form ``KL(q || p)``, elementwise over the broadcast batch shape.
-
-  Raises:
-    KLNotImplementedError: no closed form is registered for ``(type(q), type(p))``.
-  """
-  try:
-    fn = _KL_REGISTRY[(type(q), type(p))]
-  except KeyError:
-    raise KLNotImplementedError(
-        f"No closed-form KL is registered for KL({type(q).__name__} || {type(p).__name__}). "
-        f"Registered pairs: {', '.join(f'({a.__name__}, {b.__name__})' for a, b in _KL_REGISTRY)}. "
-        "Estimate it by Monte Carlo from rsample and log_prob instead.") from None
-  return fn(q, p)
-
-
-def has_closed_form_kl(q_type: type, p_type: type) -> bool:
-  return (q_type, p_type) in _KL_REGISTRY
+  return _registered(dist, "variance")(dist)

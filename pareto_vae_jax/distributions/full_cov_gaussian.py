@@ -28,8 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from pareto_vae_jax.distributions import base
-from pareto_vae_jax.distributions import heads
+from pareto_vae_jax.distributions import base, heads, registry
 from pareto_vae_jax.distributions.gaussian import Gaussian
 
 Array = jax.Array
@@ -378,3 +377,22 @@ def kl_full_cov_diag(q: FullCovGaussian, p: Gaussian) -> Array:
   m = q.scale_tril / p.scale[..., :, None]
   delta = (q.loc - p.loc) / p.scale
   return _kl_whitened(_log_diag(q.scale_tril) - log_s, m, delta)
+
+
+registry.register_kl(FullCovGaussian, Gaussian)(kl_full_cov_diag)
+registry.register_kl(FullCovGaussian, FullCovGaussian)(kl_full_cov)
+
+INFO = registry.register_family(registry.FamilyInfo(
+    name="full_cov_gaussian",
+    cls=FullCovGaussian,
+    event_ndim=1,
+    rsample=rsample,
+    log_prob=log_prob,
+    mean=mean,
+    variance=variance,
+    transform=transform,
+    num_raw=lambda d, options: num_raw(d),
+    from_flat=lambda raw, d, options, shared: from_flat(raw, d),
+    description="N(mu, L L^T), L = L* + diag(sigma): mean, strictly-lower L* and positive "
+                "diagonal from the encoder",
+))

@@ -7,7 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from pareto_vae_jax.distributions import base
+from pareto_vae_jax.distributions import base, registry
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -65,12 +65,12 @@ def variance(dist: Gaussian) -> Array:
   return jnp.square(dist.scale)
 
 
-@base.register_kl(Gaussian, Gaussian)
+@registry.register_kl(Gaussian, Gaussian)
 def _kl_gaussian_gaussian(q: Gaussian, p: Gaussian) -> Array:
   return kl_normal(q.loc, q.scale, p.loc, p.scale)
 
 
-INFO = base.register_family(base.FamilyInfo(
+INFO = registry.register_family(registry.FamilyInfo(
     name="gaussian",
     cls=Gaussian,
     rsample=rsample,

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import digamma
 
-from pareto_vae_jax.distributions import base
+from pareto_vae_jax.distributions import base, registry
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -193,7 +193,7 @@ def standard_prior(batch_shape: base.Shape, *, scale: float = 1.0, shape: float 
 # closed form only on special subsets (q = p; both xi = 0; loc 0 with equal sigma / xi, two Lomax
 # sharing a scale), not for every pair a registration would cover. The trainer falls back to its
 # Monte Carlo estimate.
-INFO = base.register_family(base.FamilyInfo(
+INFO = registry.register_family(registry.FamilyInfo(
     name="generalized_pareto",
     cls=GeneralizedPareto,
     rsample=rsample,

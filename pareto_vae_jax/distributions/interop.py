@@ -30,15 +30,16 @@ import numpy as np
 from jax.interpreters import xla
 
 from pareto_vae_jax.distributions import base
-from pareto_vae_jax.distributions.flows import IAF, PlanarFlow
 from pareto_vae_jax.distributions.full_cov_gaussian import FullCovGaussian
 from pareto_vae_jax.distributions.gaussian import Gaussian
 from pareto_vae_jax.distributions.generalized_pareto import GeneralizedPareto
+from pareto_vae_jax.distributions.iaf import IAF
 from pareto_vae_jax.distributions.inverse_gaussian import InverseGaussian
 from pareto_vae_jax.distributions.lognormal import LogNormal
 from pareto_vae_jax.distributions.lomax import Lomax
 from pareto_vae_jax.distributions.mixture import Mixture
 from pareto_vae_jax.distributions.pareto import Pareto
+from pareto_vae_jax.distributions.planar import PlanarFlow
 from pareto_vae_jax.distributions.student_t import StudentT
 from pareto_vae_jax.distributions.symmetric_pareto import SymmetricPareto
 from pareto_vae_jax.distributions.weibull import Weibull
@@ -141,7 +142,7 @@ _NO_EQUIVALENT = {
     PlanarFlow: "TFP has no planar-flow bijector",
     IAF: ("TFP has no IAF distribution; the gated step z <- sigma z + (1 - sigma) m is an affine "
           "autoregressive one, so tfb.Invert(tfb.MaskedAutoregressiveFlow(...)) around this "
-          "package's MADE (flows.made_apply) could be written by hand, but to_tfp does not"),
+          "package's MADE (iaf.made_apply) could be written by hand, but to_tfp does not"),
 }
 
 

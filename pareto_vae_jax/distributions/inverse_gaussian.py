@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import log_ndtr
 
-from pareto_vae_jax.distributions import base
+from pareto_vae_jax.distributions import base, registry
 from pareto_vae_jax.distributions.special import erfcx, exp_exp1
 
 Array = jax.Array
@@ -174,12 +174,12 @@ def kl_inverse_gaussian(mean_q: ArrayLike, shape_q: ArrayLike, mean_p: ArrayLike
   return 0.5 * (jnp.expm1(t) - t) + shape_p * d * d / (2 * mean_q)
 
 
-@base.register_kl(InverseGaussian, InverseGaussian)
+@registry.register_kl(InverseGaussian, InverseGaussian)
 def _kl_ig_ig(q: InverseGaussian, p: InverseGaussian) -> Array:
   return kl_inverse_gaussian(q.mean, q.shape, p.mean, p.shape)
 
 
-INFO = base.register_family(base.FamilyInfo(
+INFO = registry.register_family(registry.FamilyInfo(
     name="inverse_gaussian",
     cls=InverseGaussian,
     rsample=rsample,

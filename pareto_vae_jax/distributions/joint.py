@@ -1,126 +1,107 @@
-"""Joint latent families: densities over the whole latent vector, not one dimension at a time.
+"""Joint latent families: the former joint registry's functions, as views of the one registry.
 
-The families of ``base`` are factorized: their functions act elementwise and their KLs are per
-dimension. A *joint* family couples the dimensions: the full-covariance Gaussian
-(``full_cov_gaussian``), planar flows and inverse autoregressive flows (``flows``). The trainer
-uses each through one contract, registered here:
-
-* ``num_raw(latent_dim, options)``: how many encoder outputs one posterior takes;
-* ``from_flat(raw, latent_dim, options, shared)``: the posterior from those outputs (``shared``:
-  parameters common to every example, e.g. the IAF's MADE weights, made by ``init_shared``);
-* ``transform(dist, eps) -> (z, log q(z))``: a reparameterized draw from standard-normal noise
-  ``eps`` of shape ``[..., D]`` (broadcasting against the batch) with its joint log-density. A
-  flow's density at an arbitrary point needs its inverse; at its own draws it is free;
-* ``log_prob(dist, z)``: the joint log-density anywhere, where tractable (None for flows).
-
-``options`` are the trainer's structure settings (``flow_layers``, ``iaf_steps``, ``iaf_hidden``,
-``iaf_context``). Closed-form KLs between joint and factorized distributions are registered
-with ``register_joint_kl``; every other pair uses the Monte Carlo estimate
-``log q(z) - log p(z)`` at the same draw.
+A joint family's density couples the dimensions (``event_ndim = 1`` in ``registry.py``): the
+full-covariance Gaussian (``full_cov_gaussian``), planar flows (``planar``) and inverse
+autoregressive flows (``iaf``), each registered at the bottom of its own file. Their contract
+(``transform``, ``num_raw``, ``from_flat``, ``init_shared``, ``log_prob``) is documented on
+``registry.FamilyInfo``. The functions below keep the names user code and the tests know; the
+posterior statistics at the end serve the evaluation's pictures.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
 
-from pareto_vae_jax.distributions import base
+from pareto_vae_jax.distributions import latent, registry
 
 Array = jax.Array
 
 
-@dataclasses.dataclass(frozen=True)
-class JointFamilyInfo:
-  """What the trainer needs to know about a joint latent family (see the module docstring).
+def JointFamilyInfo(name: str, cls: type,  # noqa: N802 (it was a class)
+                    num_raw: Callable[[int, Mapping[str, int]], int],
+                    from_flat: Callable[..., Any],
+                    transform: Callable[[Any, Array], tuple[Array, Array]],
+                    log_prob: Callable[[Any, Array], Array] | None = None,
+                    mean: Callable[[Any], Array] | None = None,
+                    init_shared: Callable[..., Any] | None = None,
+                    description: str = "") -> registry.FamilyInfo:
+  """The one registry's ``FamilyInfo`` of a joint family (``event_ndim = 1``).
 
-  Attributes:
-    name: the identifier used by ``--latent=<name>``.
-    cls: the distribution class (a pytree with ``event_ndim = 1``).
-    num_raw: ``(latent_dim, options) -> int``.
-    from_flat: ``(raw, latent_dim, options, shared) -> dist``.
-    transform: ``(dist, eps) -> (z, log_q)``.
-    log_prob: ``(dist, z) -> log q(z)`` of shape ``[...]``, or None when intractable.
-    mean: ``dist -> E[z]``, or None (estimate it from draws).
-    init_shared: ``(key, latent_dim, options) -> pytree`` of parameters shared by all examples
-      (learned with the networks), or None.
-    description: one line for the README's family table.
+  A view kept for the former joint registry's constructor and its arguments.
   """
-
-  name: str
-  cls: type
-  num_raw: Callable[[int, Mapping[str, int]], int]
-  from_flat: Callable[..., Any]
-  transform: Callable[[Any, Array], tuple[Array, Array]]
-  log_prob: Callable[[Any, Array], Array] | None = None
-  mean: Callable[[Any], Array] | None = None
-  init_shared: Callable[..., Any] | None = None
-  description: str = ""
+  return registry.FamilyInfo(name=name, cls=cls, num_raw=num_raw, from_flat=from_flat,
+                             transform=transform, log_prob=log_prob, mean=mean,
+                             init_shared=init_shared, description=description, event_ndim=1)
 
 
-_BY_NAME: dict[str, JointFamilyInfo] = {}
-_BY_TYPE: dict[type, JointFamilyInfo] = {}
-_KL: dict[tuple[type, type], Callable[[Any, Any], Array]] = {}
-
-
-def register_joint_family(info: JointFamilyInfo) -> JointFamilyInfo:
-  if info.name in _BY_NAME:
-    raise ValueError(f"A joint family named '{info.name}' is already registered.")
-  _BY_NAME[info.name] = info
-  _BY_TYPE[info.cls] = info
-  return info
+def register_joint_family(info: registry.FamilyInfo) -> registry.FamilyInfo:
+  """``registry.register_family`` for a joint family: a view of the one registry."""
+  if not info.is_joint_latent:
+    raise ValueError(f"register_joint_family takes a joint latent family (event_ndim 1); "
+                     f"'{info.name}' has event_ndim {info.event_ndim}. Use register_family.")
+  return registry.register_family(info)
 
 
 def register_joint_kl(q_type: type, p_type: type):
-  """Decorator: registers a closed-form joint ``KL(q || p)`` returning shape ``[...]``."""
-
-  def wrap(fn):
-    _KL[(q_type, p_type)] = fn
-    return fn
-
-  return wrap
+  """``registry.register_kl``: the one KL table holds closed forms of either kind (a view)."""
+  return registry.register_kl(q_type, p_type)
 
 
 def joint_family_names() -> tuple[str, ...]:
-  return tuple(_BY_NAME)
+  """Names of the joint latent families, in registration order: a view of the one registry."""
+  return tuple(i.name for i in registry.registered() if i.is_joint_latent)
 
 
-def latent_names() -> tuple[str, ...]:
-  """Every name ``--latent`` accepts: the factorized families, then the joint ones."""
-  return (*base.family_names(), *joint_family_names())
+latent_names = registry.latent_names
 
 
 def is_joint_family(name: str) -> bool:
-  return name in _BY_NAME
+  """Whether ``name`` is a registered joint latent family: a view of the one registry."""
+  return name in joint_family_names()
 
 
 def is_joint(dist: Any) -> bool:
-  """Whether ``dist`` (an instance or a class) is of a registered joint family."""
-  return (dist if isinstance(dist, type) else type(dist)) in _BY_TYPE
+  """Whether ``dist`` (an instance or a class) is of a registered joint latent family.
+
+  A view of the one registry: ``event_ndim`` 1, mixture priors excluded.
+  """
+  return registry.is_registered(dist) and registry.family_info(dist).is_joint_latent
 
 
-def joint_info(name_or_dist: Any) -> JointFamilyInfo:
-  if isinstance(name_or_dist, str):
-    if name_or_dist not in _BY_NAME:
-      raise ValueError(f"Unknown joint family '{name_or_dist}'; registered: "
-                       f"{', '.join(_BY_NAME)}.")
-    return _BY_NAME[name_or_dist]
-  return _BY_TYPE[type(name_or_dist)]
+def joint_info(name_or_dist: Any) -> registry.FamilyInfo:
+  """``registry.family_info`` of a joint latent family: a view of the one registry."""
+  info = registry.family_info(name_or_dist)
+  if not info.is_joint_latent:
+    raise (ValueError if isinstance(name_or_dist, str) else TypeError)(
+        f"'{info.name}' is not a joint latent family; registered: "
+        f"{', '.join(joint_family_names())}.")
+  return info
 
 
 def has_closed_form_joint_kl(q_type: type, p_type: type) -> bool:
-  return (q_type, p_type) in _KL
+  """Whether the one KL table has a closed form for a joint posterior type (a view)."""
+  return is_joint(q_type) and registry.has_closed_form_kl(q_type, p_type)
 
 
 def joint_kl(q: Any, p: Any) -> Array:
-  """Closed-form ``KL(q || p)`` of shape ``[...]`` for a registered pair."""
-  fn = _KL.get((type(q), type(p)))
-  if fn is None:
-    raise NotImplementedError(f"No closed-form KL({type(q).__name__} || {type(p).__name__}); "
-                              "use the Monte Carlo estimate log q(z) - log p(z).")
-  return fn(q, p)
+  """Closed-form ``KL(q || p)`` of shape ``[...]``: ``registry.kl``, a view of the one table."""
+  return registry.kl(q, p)
+
+
+def sample_with_log_prob(keys: Array, dist: Any, num_samples: int | None = None
+                         ) -> tuple[Array, Array]:
+  """One draw per example (one key each) and its joint log-density.
+
+  ``latent.sample_and_log_prob`` without its ``in_log`` (always False for a joint family).
+
+  Returns:
+    ``z`` of shape ``[B, D]`` (or ``[k, B, D]``) and ``log q(z)`` of shape ``[B]`` (``[k, B]``).
+  """
+  z, _, log_q = latent.sample_and_log_prob(keys, dist, num_samples)
+  return z, log_q
 
 
 def event_dim(dist: Any) -> int:
@@ -146,24 +127,3 @@ def code_mean(dist: Any, key: Array, num_samples: int = 64) -> Array:
     return info.mean(dist)
   keys = jax.random.split(key, dist.batch_shape[0])
   return jnp.mean(sample_with_log_prob(keys, dist, num_samples)[0], 0)
-
-
-def sample_with_log_prob(keys: Array, dist: Any, num_samples: int | None = None
-                         ) -> tuple[Array, Array]:
-  """One draw per example (one key each) and its joint log-density.
-
-  Args:
-    keys: ``[B]`` keys, one per example of the batch ``dist`` describes (batch shape ``[B]``).
-    dist: a joint distribution.
-    num_samples: None for one draw per example, else k draws per example.
-
-  Returns:
-    ``z`` of shape ``[B, D]`` (or ``[k, B, D]``) and ``log q(z)`` of shape ``[B]`` (``[k, B]``).
-    The noise of example ``i`` comes from ``keys[i]`` alone, so a draw does not depend on the
-    batch it lands in.
-  """
-  d = event_dim(dist)
-  shape = (d,) if num_samples is None else (num_samples, d)
-  eps = jax.vmap(lambda k: jax.random.normal(k, shape),
-                 out_axes=0 if num_samples is None else 1)(keys)
-  return joint_info(dist).transform(dist, eps)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from pareto_vae_jax.distributions import base
+from pareto_vae_jax.distributions import base, registry
 from pareto_vae_jax.distributions.gaussian import kl_normal, normal_log_prob
 
 Array = jax.Array
@@ -64,14 +64,14 @@ def variance(dist: LogNormal) -> Array:
   return jnp.expm1(s2) * jnp.exp(2 * dist.loc + s2)
 
 
-@base.register_kl(LogNormal, LogNormal)
+@registry.register_kl(LogNormal, LogNormal)
 def _kl_lognormal_lognormal(q: LogNormal, p: LogNormal) -> Array:
   # KL is invariant under the bijection log, so it equals the KL of the underlying normals
   # (the study, section 2.3.1).
   return kl_normal(q.loc, q.scale, p.loc, p.scale)
 
 
-INFO = base.register_family(base.FamilyInfo(
+INFO = registry.register_family(registry.FamilyInfo(
     name="lognormal",
     cls=LogNormal,
     rsample=rsample,

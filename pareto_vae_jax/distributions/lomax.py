@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pareto_vae_jax.distributions import base
+from pareto_vae_jax.distributions import base, registry
 from pareto_vae_jax.distributions.weibull import log_standard_exponential
 
 Array = jax.Array
@@ -103,7 +103,7 @@ def variance(dist: Lomax) -> Array:
   return jnp.where(finite, jnp.square(dist.scale) * a / (jnp.square(a - 1) * (a - 2)), jnp.inf)
 
 
-INFO = base.register_family(base.FamilyInfo(
+INFO = registry.register_family(registry.FamilyInfo(
     name="lomax",
     cls=Lomax,
     rsample=rsample,

@@ -10,7 +10,8 @@ axis (``event_ndim = 1``): ``log_prob(mix, z)`` takes ``z`` of shape ``[..., D]`
 ``[...]``. With components ``q(z | u_k)`` from an encoder at pseudo-inputs ``u_k`` and equal
 weights this is the VampPrior (Tomczak & Welling, 2018); with Pareto components, the mixture of
 Paretos the guide proposes (section 6.3). There is no closed-form KL to a mixture: the trainer
-uses the Monte Carlo estimate.
+uses the Monte Carlo estimate. A mixture is registered as a prior-only family (no ``--latent``
+choice), drawn and scored in log space where its components are positive.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from pareto_vae_jax.distributions import base
+from pareto_vae_jax.distributions import base, registry
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -127,3 +128,18 @@ def variance(mix: Mixture) -> Array:
   m = base.mean(mix.components)
   mu = jnp.sum(w * m, -2, keepdims=True)
   return jnp.sum(w * (base.variance(mix.components) + jnp.square(m - mu)), -2)
+
+
+INFO = registry.register_family(registry.FamilyInfo(
+    name="mixture",
+    cls=Mixture,
+    event_ndim=1,
+    prior_only=True,
+    rsample=rsample,
+    log_prob=log_prob,
+    mean=mean,
+    variance=variance,
+    rsample_log=rsample_log,
+    log_prob_log=log_prob_log,
+    log_space=is_positive,
+))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from pareto_vae_jax.distributions import base
+from pareto_vae_jax.distributions import base, registry
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -124,12 +124,12 @@ def kl_pareto(alpha_q: ArrayLike, alpha_p: ArrayLike, scale_q: ArrayLike = 1.0,
   return jnp.where(log_ratio >= 0, value, jnp.inf)
 
 
-@base.register_kl(Pareto, Pareto)
+@registry.register_kl(Pareto, Pareto)
 def _kl_pareto_pareto(q: Pareto, p: Pareto) -> Array:
   return kl_pareto(q.alpha, p.alpha, q.scale, p.scale)
 
 
-INFO = base.register_family(base.FamilyInfo(
+INFO = registry.register_family(registry.FamilyInfo(
     name="pareto",
     cls=Pareto,
     rsample=rsample,

@@ -24,7 +24,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from pareto_vae_jax.distributions import base
+from pareto_vae_jax.distributions import base, registry
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -120,7 +120,7 @@ def variance(dist: StudentT) -> Array:
                    jnp.where(dist.df > 1, jnp.inf, jnp.nan))
 
 
-INFO = base.register_family(base.FamilyInfo(
+INFO = registry.register_family(registry.FamilyInfo(
     name="student_t",
     cls=StudentT,
     rsample=rsample,

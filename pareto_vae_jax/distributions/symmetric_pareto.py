@@ -25,7 +25,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from pareto_vae_jax.distributions import base
+from pareto_vae_jax.distributions import base, registry
 from pareto_vae_jax.distributions.pareto import kl_pareto
 
 Array = jax.Array
@@ -112,7 +112,7 @@ def standard_prior(batch_shape: base.Shape, *, loc: float = 0.0, alpha: float = 
   return SymmetricPareto(*(jnp.full(batch_shape, v) for v in (loc, alpha, scale)))
 
 
-INFO = base.register_family(base.FamilyInfo(
+INFO = registry.register_family(registry.FamilyInfo(
     name="symmetric_pareto",
     cls=SymmetricPareto,
     rsample=rsample,

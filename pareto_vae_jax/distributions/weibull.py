@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pareto_vae_jax.distributions import base
+from pareto_vae_jax.distributions import base, registry
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -196,12 +196,12 @@ def kl_weibull(concentration_q: ArrayLike, scale_q: ArrayLike, concentration_p: 
   return jnp.where(overflow, jnp.inf, value)
 
 
-@base.register_kl(Weibull, Weibull)
+@registry.register_kl(Weibull, Weibull)
 def _kl_weibull_weibull(q: Weibull, p: Weibull) -> Array:
   return kl_weibull(q.concentration, q.scale, p.concentration, p.scale)
 
 
-INFO = base.register_family(base.FamilyInfo(
+INFO = registry.register_family(registry.FamilyInfo(
     name="weibull",
     cls=Weibull,
     rsample=rsample,
