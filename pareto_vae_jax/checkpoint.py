@@ -4,14 +4,22 @@ A thin layer over ``orbax.checkpoint.CheckpointManager`` that adds the three
 things a resumable training run needs and Orbax does not give directly:
 
 * fallback: if the newest step cannot be read (a crash mid-write, a truncated
-  file) the previous step is tried, and so on;
+  or missing file), or reads back other bytes than were saved (a checksum of
+  the state is stored in its meta) or non-finite floats, the previous step is
+  tried, and so on. Such a step is never deleted: the next save moves it aside
+  (``<step>.unreadable-<n>``). If steps exist but none is usable, opening
+  raises :class:`UnreadableCheckpointError` rather than start over;
 * a compatibility check: a directory that holds checkpoints of a *different*
   model (other latent family, latent size, architecture, ...) is refused with
   :class:`IncompatibleCheckpointError` before anything is written or deleted,
   instead of being silently restarted and garbage collected. The meta half of
   the check is the pure function :func:`incompatibilities`;
 * typed PRNG keys (``jax.random.key``) in the state, stored as their raw key
-  data so the on-disk format does not depend on Orbax's key support.
+  data so the on-disk format does not depend on Orbax's key support;
+* save errors raise in the caller's thread: at :meth:`Checkpointer.save` when
+  the step's directory cannot be created, else at the next ``save``,
+  ``wait_until_finished`` or ``close`` (Orbax only logs errors of its
+  background writes).
 
 Each step directory holds two items: ``state`` (any pytree of arrays and
 scalars, via ``StandardSave``) and ``meta`` (a JSON dict, e.g. the config, the
@@ -33,6 +41,7 @@ opened, so that every instance may save::
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -48,10 +57,25 @@ PyTree = Any
 _STATE = "state"
 _META = "meta"
 _MISSING = "<missing>"
+# The meta key of the state's checksum (:func:`_checksum`); checkpoints written before it
+# existed lack it and are restored unchecked.
+_CHECKSUM = "state_sha256"
 
 
 class IncompatibleCheckpointError(ValueError):
   """The checkpoint directory holds checkpoints of a different model."""
+
+
+class UnreadableCheckpointError(RuntimeError):
+  """The checkpoint directory holds steps, none of which is usable."""
+
+
+class CheckpointSaveError(RuntimeError):
+  """A checkpoint step could not be written whole."""
+
+
+class _Damaged(Exception):
+  """A step read back without error but not as it was saved."""
 
 
 class Restored(NamedTuple):
@@ -120,7 +144,9 @@ def latest_meta(
   try:
     for step in sorted(manager.all_steps(), reverse=True):
       try:
-        return step, _read_meta(manager, step)
+        meta = _read_meta(manager, step)
+        meta.pop(_CHECKSUM, None)
+        return step, meta
       except Exception as e:  # pylint: disable=broad-except
         _warn_unreadable(directory, step, e)
     return None
@@ -133,8 +159,9 @@ def restore_latest(
 ) -> Restored | None:
   """Reads the newest readable checkpoint into the structure of `target`.
 
-  Steps are tried newest first; one that raises while being read is logged
-  as a warning and skipped. Nothing is written or deleted.
+  Steps are tried newest first; a damaged one (one that raises while being
+  read, or fails its checksum or holds non-finite floats) is logged as a
+  warning and skipped. Nothing is written or deleted.
 
   Args:
     directory: The checkpoint directory.
@@ -148,6 +175,7 @@ def restore_latest(
   Raises:
     IncompatibleCheckpointError: the newest readable checkpoint holds arrays
       of other shapes than `target`.
+    UnreadableCheckpointError: the directory holds steps, none usable.
   """
   manager = _reader(directory)
   try:
@@ -166,8 +194,9 @@ class Checkpointer:
   If it belongs to another model the constructor raises
   :class:`IncompatibleCheckpointError`, having written and deleted nothing;
   otherwise that step is restored into `restored`. A damaged step is skipped
-  (with a warning) in favour of the one before it, and deleted by the first
-  :meth:`save`, which may then write its step number again.
+  (with a warning) in favour of the one before it, and moved aside (renamed
+  ``<step>.unreadable-<n>``, never deleted) by the first :meth:`save`, which
+  may then write its step number again.
 
   Every instance has therefore passed the check, and :meth:`save` may be
   called at any time. Saves are asynchronous; :meth:`wait_until_finished`,
@@ -205,18 +234,27 @@ class Checkpointer:
     Raises:
       IncompatibleCheckpointError: the newest readable checkpoint was saved
         by a different model. Nothing is written or deleted.
+      UnreadableCheckpointError: the directory holds steps, none usable.
+        Nothing is written or deleted.
     """
     self.directory = os.path.abspath(os.fspath(directory))
     # Opening the manager only lists steps; with no root `metadata` given and
     # cleanup_tmp_directories off it writes or deletes nothing in an existing
-    # directory, which the compatibility guarantee relies on.
+    # directory, which the compatibility guarantee relies on. Directories are
+    # created in the caller's thread, so that failing to create one (a
+    # read-only or full disk) raises there: Orbax only logs errors of its
+    # background threads, and its other threads then wait for the directory.
     self._manager = ocp.CheckpointManager(
         self.directory,
         item_handlers=_item_handlers(),
         options=ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, create=True
+            max_to_keep=max_to_keep, create=True,
+            async_options=ocp.AsyncOptions(
+                create_directories_asynchronously=False
+            ),
         ),
     )
+    self._pending: int | None = None  # the step being saved in the background
     try:
       self.restored, self._unreadable = _restore_newest(
           self._manager, target, meta, model_keys
@@ -232,12 +270,37 @@ class Checkpointer:
     self.close()
 
   def close(self) -> None:
-    """Waits for pending asynchronous saves and releases resources."""
-    self._manager.close()
+    """Waits for pending asynchronous saves and releases resources.
+
+    Raises:
+      CheckpointSaveError: the last save was not written whole.
+    """
+    try:
+      self.wait_until_finished()
+    finally:
+      self._manager.close()
 
   def wait_until_finished(self) -> None:
-    """Blocks until an asynchronous save has been written whole."""
+    """Blocks until an asynchronous save has been written whole.
+
+    Raises:
+      OSError, CheckpointSaveError: it was not (the latter when Orbax only
+        logged why).
+    """
+    step, self._pending = self._pending, None  # a failure is reported once
     self._manager.wait_until_finished()
+    # Orbax renames a step's temporary directory to the step's number once
+    # every item is written; a failed background write leaves no such
+    # directory, only an error in Orbax's log.
+    if step is not None and not os.path.isdir(
+        os.path.join(self.directory, str(step))
+    ):
+      raise CheckpointSaveError(
+          f"Saving checkpoint step {step} in {self.directory} failed (Orbax "
+          "logged the error above). Check that the directory is writable and "
+          "the disk has room, then run again to resume from the last step "
+          "saved."
+      )
 
   def reached_preemption(self, step: int) -> bool:
     """Whether all processes have reached the pre-emption sync point at `step`.
@@ -252,7 +315,8 @@ class Checkpointer:
   def save(self, step: int, state: PyTree, meta: Mapping[str, Any]) -> None:
     """Starts saving `state` and `meta` as `step`; drops steps past max_to_keep.
 
-    Damaged steps skipped when opening are deleted first.
+    Damaged steps skipped when opening are moved aside first (renamed
+    ``<step>.unreadable-<n>``; never deleted).
 
     Args:
       step: Training step; must be larger than every readable saved step.
@@ -262,32 +326,53 @@ class Checkpointer:
     Raises:
       ValueError: `step` is not larger than every readable saved step.
       TypeError: `meta` is not JSON-serialisable.
+      OSError: the step's directory could not be created.
+      CheckpointSaveError: the previous save was not written whole.
     """
     meta = _json_copy(meta)  # also detaches it from the caller's later edits
+    self.wait_until_finished()  # surfaces the previous save's failure here
     readable = set(self._manager.all_steps()) - set(self._unreadable)
     if readable and step <= max(readable):
       raise ValueError(
           f"Cannot save step {step} in {self.directory}: it already holds "
           f"step {max(readable)}, and steps must increase."
       )
-    for bad_step in self._unreadable:
-      logging.warning(
-          "Deleting unreadable checkpoint step %d in %s.", bad_step,
-          self.directory,
-      )
-      self._manager.delete(bad_step)
-    self._unreadable = []
+    if self._unreadable:
+      self._move_aside(self._unreadable)
+      self._unreadable = []
+    storable = _keys_to_data(state)
+    meta[_CHECKSUM] = _checksum(storable)
     # force: when to save is the caller's decision, not an Orbax save policy.
     self._manager.save(
         step,
         args=ocp.args.Composite(
             **{
-                _STATE: ocp.args.StandardSave(_keys_to_data(state)),
+                _STATE: ocp.args.StandardSave(storable),
                 _META: ocp.args.JsonSave(meta),
             }
         ),
         force=True,
     )
+    self._pending = step
+
+  def _move_aside(self, steps: Sequence[int]) -> None:
+    """Renames damaged steps out of Orbax's step naming, keeping their bytes:
+    a read error may be passing (a flaky mount), and the data someone's."""
+    if jax.process_index() == 0:
+      for step in steps:
+        path = os.path.join(self.directory, str(step))
+        n = 0
+        while os.path.exists(f"{path}.unreadable-{n}"):
+          n += 1
+        logging.warning(
+            "Moving unreadable checkpoint step %d in %s aside to %s.",
+            step, self.directory, f"{path}.unreadable-{n}",
+        )
+        os.rename(path, f"{path}.unreadable-{n}")
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      multihost_utils.sync_global_devices("checkpoint: damaged steps moved")
+    self._manager.reload()
 
 
 def _item_handlers() -> dict[str, ocp.CheckpointHandler]:
@@ -335,11 +420,14 @@ def _restore_newest(
   for step in sorted(manager.all_steps(), reverse=True):
     try:
       saved_meta = _read_meta(manager, step)
+      checksum = saved_meta.pop(_CHECKSUM, None)
       # Metadata first: a shape mismatch must be reported as incompatible,
-      # not mistaken for damage (which would skip to older steps and, if
-      # none is left, start over and later garbage-collect the old run).
+      # not mistaken for damage (which would skip to older steps).
       saved_tree = manager.item_metadata(step)[_STATE]
       saved_tree = getattr(saved_tree, "tree", saved_tree)  # Orbax >= 0.11.
+      if not jax.tree.leaves(saved_tree) and jax.tree.leaves(storable_target):
+        # Orbax reads a missing state/_METADATA as an empty tree.
+        raise _Damaged("the state's array metadata is missing")
     except Exception as e:  # pylint: disable=broad-except
       _warn_unreadable(directory, step, e)
       unreadable.append(step)
@@ -359,12 +447,57 @@ def _restore_newest(
               **{_STATE: ocp.args.StandardRestore(storable_target)}
           ),
       )[_STATE]
+      _check_restored(state, checksum)
     except Exception as e:  # pylint: disable=broad-except
       _warn_unreadable(directory, step, e)
       unreadable.append(step)
       continue
     return Restored(_data_to_keys(state, target), saved_meta, step), unreadable
+  if unreadable:
+    raise UnreadableCheckpointError(
+        f"Checkpoint directory {directory} holds steps {sorted(unreadable)}, "
+        "none of them usable (the warnings above say why). Nothing was "
+        "restored, written or deleted. Move those step directories out of "
+        f"{directory} to start over from step 0, or use another --workdir."
+    )
   return None, unreadable
+
+
+def _host_copy(leaf: Any) -> np.ndarray:
+  """`leaf` as a numpy array. An array spanning several processes is taken to
+  be replicated (the trainer's state): this process's copy."""
+  if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+    leaf = leaf.addressable_data(0)
+  return np.asarray(leaf)
+
+
+def _checksum(tree: PyTree) -> str:
+  """sha256 over every leaf's dtype, shape and bytes, in the tree's leaf order
+  (the same for the state saved and the state restored into its structure)."""
+  digest = hashlib.sha256()
+  for leaf in jax.tree.leaves(tree):
+    array = np.ascontiguousarray(_host_copy(leaf))
+    digest.update(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(array.tobytes())
+  return digest.hexdigest()
+
+
+def _check_restored(state: PyTree, checksum: str | None) -> None:
+  """Raises `_Damaged` if `state` is not what was saved, as far as can be seen.
+
+  Orbax's OCDBT checksums its index but not the array chunks, so flipped
+  bytes in a data file read back as other numbers; `checksum` (None for
+  checkpoints written before it was stored) catches them.
+  """
+  if checksum is not None and _checksum(state) != checksum:
+    raise _Damaged("the state read back differs from the state saved "
+                   "(sha256 mismatch)")
+  for path, leaf in jax.tree_util.tree_leaves_with_path(state):
+    array = _host_copy(leaf)
+    if jax.dtypes.issubdtype(array.dtype, np.floating) and not np.isfinite(
+        array.astype(np.float64)  # also bfloat16, which numpy lacks
+    ).all():
+      raise _Damaged(f"non-finite values in {jax.tree_util.keystr(path)}")
 
 
 def _warn_unreadable(

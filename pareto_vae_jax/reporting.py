@@ -32,23 +32,51 @@ def format_config(config, width: int = 100) -> str:
                        subsequent_indent="  ", break_on_hyphens=False)
 
 
+def _write_atomic(path: str, text: str) -> None:
+  """Writes ``text`` to ``path`` atomically: a reader, or a run killed at any point, sees the
+  whole new file or the old one, never a torn one (a temporary file, then ``os.replace``)."""
+  tmp = f"{path}.tmp-{os.getpid()}"
+  try:
+    with open(tmp, "w") as f:
+      f.write(text)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def write_json_atomic(path: str, value) -> None:
+  """Writes ``value`` as indented JSON to ``path``, atomically (``_write_atomic``)."""
+  _write_atomic(path, json.dumps(value, indent=2) + "\n")
+
+
 def write_config(workdir: str, config) -> str:
   """Writes ``config.json`` into ``workdir`` (atomically: a whole file or the old one)."""
   path = os.path.join(workdir, "config.json")
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w") as f:
-    f.write(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
-  os.replace(tmp, path)
+  _write_atomic(path, config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
   return path
 
 
 class MetricWriter:
-  """Appends ``{"step", "split", **metrics}`` to ``metrics.jsonl`` and to TensorBoard events."""
+  """Appends ``{"step", "split", **metrics}`` to ``metrics.jsonl`` and to TensorBoard events.
 
-  def __init__(self, workdir: str):
+  With ``resume_step`` (a trainer starting at that step), what was written for later steps is
+  dropped first: it came from work lost with its checkpoint, which the trainer now redoes, so
+  ``metrics.jsonl`` holds each epoch once (tests/test_resume.py). TensorBoard is told the same
+  with ``purge_step``.
+  """
+
+  def __init__(self, workdir: str, *, resume_step: int | None = None):
     from tensorboardX import SummaryWriter  # pure Python: no TensorFlow needed
-    self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
-    self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    path = os.path.join(workdir, "metrics.jsonl")
+    purge_step = None
+    if resume_step is not None:
+      _drop_lines_after(path, resume_step)
+      purge_step = resume_step + 1
+    self._jsonl = open(path, "a")
+    self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=purge_step)
 
   def write_scalars(self, step: int, scalars: dict[str, float], split: str) -> None:
     self._jsonl.write(json.dumps({"step": step, "split": split, **scalars}) + "\n")
@@ -106,6 +134,27 @@ class MetricWriter:
   def close(self) -> None:
     self._jsonl.close()
     self._tb.close()
+
+
+def _drop_lines_after(path: str, step: int) -> None:
+  """Rewrites ``metrics.jsonl`` (atomically) without the lines of steps after ``step``, and
+  without a line torn by a kill mid-write."""
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    lines = f.readlines()
+  kept = []
+  for line in lines:
+    try:
+      if json.loads(line)["step"] <= step and line.endswith("\n"):
+        kept.append(line)
+    except (ValueError, KeyError, TypeError):
+      pass  # torn or foreign: dropped
+  if len(kept) < len(lines):
+    logging.warning("Dropping %d lines of %s written after step %d (or torn): the run resumes "
+                    "from its checkpoint at step %d and writes them again.",
+                    len(lines) - len(kept), path, step, step)
+    _write_atomic(path, "".join(kept))
 
 
 def tile(images: np.ndarray, rows: int, cols: int) -> np.ndarray:

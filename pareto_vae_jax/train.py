@@ -47,7 +47,7 @@ MODEL_KEYS = vae.MODEL_KEYS
 # of its training.
 HPARAM_KEYS = MODEL_KEYS + ("binarize", "noise_scale", "gaussian_scale", "head_init_scale",
                             "weight_init", "dtype", "beta", "warmup_epochs", "free_bits",
-                            "batch_size", "num_epochs", "learning_rate", "grad_clip", "seed",
+                            "batch_size", "num_epochs", "learning_rate", "grad_clip",
                             "iwae_samples")
 
 
@@ -189,6 +189,7 @@ def fit(config: ml_collections.ConfigDict, workdir: str):
     ``(state, spec, ds)``: the trained state (parameters replicated on every device), the
     model's ``vae.VAESpec`` and the dataset.
   """
+  checks.check_fields(config)  # every numeric field, before anything is created or read
   if "://" in workdir:
     raise ValueError(f"workdir={workdir!r} is a URL; the trainer writes through the local "
                      "filesystem. Mount the bucket on every host (e.g. gcsfuse, or an NFS / "
@@ -264,19 +265,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   finally:
     writer.close()
   if results["finished"]:
-    with open(os.path.join(workdir, "test_metrics.json"), "w") as f:
-      json.dump(results | {"config": config.to_dict()}, f, indent=2)
     reporting.write_images(workdir, spec, params, ds, config.seed)
+    # Last, and whole or not at all: its presence says every output of the run is written.
+    reporting.write_json_atomic(os.path.join(workdir, "test_metrics.json"),
+                                results | {"config": config.to_dict()})
   return results
 
 
 def _finished_metrics(workdir: str, step: int) -> dict | None:
-  """The saved test metrics of a run that finished at ``step``, if there are any."""
+  """The saved test metrics of a run that finished at ``step``, if there are any.
+
+  An unreadable ``test_metrics.json`` counts as absent (with a warning): the run is evaluated
+  again, which rewrites it.
+  """
   path = os.path.join(workdir, "test_metrics.json")
   if not os.path.exists(path):
     return None
-  with open(path) as f:
-    saved = json.load(f)
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+    if not isinstance(saved, dict):
+      raise ValueError(f"a JSON {type(saved).__name__}, not an object")
+  except (OSError, ValueError) as e:
+    logging.warning("%s is unreadable (%s: %s); evaluating the run again.", path,
+                    type(e).__name__, e)
+    return None
   if saved.get("step") != step:
     return None
   saved.pop("config", None)
@@ -290,7 +303,7 @@ def _train(config, ds, spec, tx, state, mesh, checkpointer, workdir, steps_per_e
   train_step = make_train_step(spec, tx, config, steps_per_epoch=steps_per_epoch)
   state, run_chunk = make_trainer_runner(config, ds, train_step, state, mesh)
   primary = multihost.is_primary()
-  writer = reporting.MetricWriter(workdir) if primary else None
+  writer = reporting.MetricWriter(workdir, resume_step=int(state.step)) if primary else None
   # Chunks are a fraction of an epoch (``steps_per_dispatch``): the progress line, with the
   # run's ETA, moves inside every epoch; live on a terminal, else a line every 10 s.
   progress = progress_lib.Progress(total_steps, "train", initial=int(state.step),

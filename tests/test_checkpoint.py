@@ -1,5 +1,6 @@
 """Tests for pareto_vae_jax.checkpoint (CPU, small, tmp_path only)."""
 
+import json
 import os
 import pathlib
 
@@ -7,11 +8,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 import pytest
 from absl import logging as absl_logging
 
 from pareto_vae_jax import checkpoint
-from pareto_vae_jax.checkpoint import Checkpointer, IncompatibleCheckpointError
+from pareto_vae_jax.checkpoint import (Checkpointer, IncompatibleCheckpointError,
+                                       UnreadableCheckpointError)
 
 MODEL_KEYS = ("config.latent", "config.latent_dim", "config.model")
 
@@ -180,11 +183,22 @@ def _truncate_state_data(step_dir):
     p.write_bytes(p.read_bytes()[:8])
 
 
+def _delete_state_metadata(step_dir):
+  os.remove(step_dir / "state" / "_METADATA")
+
+
+def _delete_state_data(step_dir):
+  for p in (step_dir / "state").rglob("*"):
+    if p.is_file() and p.parent.name == "d":
+      os.remove(p)
+
+
 # A failed Orbax read can leave a callback for an already closed asyncio loop;
 # that is Orbax-internal noise, not a failure of the fallback.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize(
-    "damage", [_delete_meta, _truncate_state_metadata, _truncate_state_data])
+    "damage", [_delete_meta, _truncate_state_metadata, _truncate_state_data,
+               _delete_state_metadata, _delete_state_data])
 def test_damaged_latest_falls_back_to_previous(tmp_path, damage, monkeypatch):
   with _open(tmp_path) as ckpt:
     ckpt.save(1, _state(scale=1), _meta(index=1))
@@ -200,28 +214,94 @@ def test_damaged_latest_falls_back_to_previous(tmp_path, damage, monkeypatch):
     _assert_same_tree(got, _state(scale=1))
     ours = [w for w in warnings if "falling back" in w]
     assert len(ours) == 1 and "step 2" in ours[0], warnings
-    # Opening deletes nothing; saving does.
-    assert _steps_on_disk(tmp_path) == [1, 2]
+    assert _steps_on_disk(tmp_path) == [1, 2]  # opening moves nothing
+    damaged = _snapshot(tmp_path / "2")
     # Training resumes from step 1 and reaches step 2 again: the damaged
-    # step 2 must not block that save.
+    # step 2 must not block that save, nor be deleted by it.
     ckpt.save(2, _state(scale=3), _meta(index=3))
   assert _steps_on_disk(tmp_path) == [1, 2]
+  assert _snapshot(tmp_path / "2.unreadable-0") == damaged
   with _open(tmp_path) as ckpt:
     got, meta, step = ckpt.restored
   assert step == 2 and meta["index"] == 3
   _assert_same_tree(got, _state(scale=3))
 
 
-def test_all_damaged_restores_nothing_and_may_save_again(tmp_path):
+def test_all_damaged_refuses_to_open_rather_than_start_over(tmp_path):
   with _open(tmp_path) as ckpt:
     ckpt.save(1, _state(), _meta())
   _delete_meta(tmp_path / "1")
+  before = _snapshot(tmp_path)
   assert checkpoint.latest_meta(tmp_path) is None
+  for open_it in (_open, lambda root: checkpoint.restore_latest(root, _state())):
+    with pytest.raises(UnreadableCheckpointError, match=str(tmp_path)):
+      open_it(tmp_path)
+  assert _snapshot(tmp_path) == before
+
+
+def _flip_middle_of_largest_data_file(step_dir):
+  """64 flipped bytes, size unchanged: what bit rot or a bad disk does."""
+  data = [p for p in (step_dir / "state").rglob("*")
+          if p.is_file() and p.parent.name == "d"]
+  p = max(data, key=lambda p: p.stat().st_size)
+  b = bytearray(p.read_bytes())
+  middle = len(b) // 2
+  b[middle:middle + 64] = bytes(x ^ 0xFF for x in b[middle:middle + 64])
+  p.write_bytes(bytes(b))
+
+
+def _large_state(seed):
+  # Large enough that OCDBT stores the array in a data file of its own
+  # (small values are kept inline in its checksummed index).
+  rng = np.random.default_rng(seed)
+  return {"w": jnp.asarray(rng.normal(size=(256, 256)), jnp.float32)}
+
+
+def _warnings_into(monkeypatch):
+  warnings = []
+  monkeypatch.setattr(absl_logging, "warning",
+                      lambda msg, *args: warnings.append(msg % args))
+  return warnings
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_flipped_bytes_in_the_state_fail_its_checksum_and_fall_back(
+    tmp_path, monkeypatch):
+  with Checkpointer(tmp_path, _large_state(0), {}, model_keys=()) as ckpt:
+    ckpt.save(1, _large_state(1), {})
+    ckpt.save(2, _large_state(2), {})
+  _flip_middle_of_largest_data_file(tmp_path / "2")
+  warnings = _warnings_into(monkeypatch)
+  got, meta, step = checkpoint.restore_latest(tmp_path, _large_state(0))
+  assert step == 1 and meta == {}
+  _assert_same_tree(got, _large_state(1))
+  assert any("step 2" in w and "sha256" in w for w in warnings), warnings
+
+
+def test_non_finite_floats_read_back_are_damage(tmp_path, monkeypatch):
+  nan_state = _state(scale=2)
+  nan_state["params"]["enc"]["bias"] = nan_state["params"]["enc"]["bias"].at[
+      0].set(jnp.nan)
   with _open(tmp_path) as ckpt:
-    assert ckpt.restored is None
-    ckpt.save(1, _state(), _meta())
-  assert _steps_on_disk(tmp_path) == [1]
-  assert checkpoint.restore_latest(tmp_path, _state()).step == 1
+    ckpt.save(1, _state(scale=1), _meta())
+    ckpt.save(2, nan_state, _meta())
+  warnings = _warnings_into(monkeypatch)
+  with _open(tmp_path) as ckpt:
+    assert ckpt.restored.step == 1
+  assert any("step 2" in w and "non-finite" in w for w in warnings), warnings
+
+
+def test_checkpoint_saved_without_a_checksum_is_restored_unchecked(tmp_path):
+  with _open(tmp_path) as ckpt:
+    ckpt.save(1, _state(scale=1), _meta())
+  meta_file = tmp_path / "1" / "meta" / "metadata"
+  saved = json.loads(meta_file.read_text())
+  del saved["state_sha256"]  # as written before checksums were stored
+  meta_file.write_text(json.dumps(saved))
+  with _open(tmp_path) as ckpt:
+    got, meta, step = ckpt.restored
+  assert step == 1 and meta == _meta()
+  _assert_same_tree(got, _state(scale=1))
 
 
 def test_incompatible_meta_refuses_to_open_and_touches_nothing(tmp_path):
@@ -254,3 +334,28 @@ def test_shape_mismatch_is_incompatible_not_damage(tmp_path):
   assert str(tmp_path) in str(err.value)
   assert "(3, 8)" in str(err.value) and "(3, 16)" in str(err.value)
   assert _snapshot(tmp_path) == before
+
+
+class _FailingWrite:
+  """A background write that fails, as on a full disk."""
+
+  def result(self, timeout=None):
+    raise OSError(28, "No space left on device")
+
+
+def test_failed_background_write_raises_in_the_caller_once(tmp_path,
+                                                          monkeypatch):
+  original = ocp.StandardCheckpointHandler.async_save
+
+  async def failing_save(self, *args, **kwargs):
+    return list(await original(self, *args, **kwargs) or []) + [
+        _FailingWrite()]
+
+  monkeypatch.setattr(ocp.StandardCheckpointHandler, "async_save",
+                      failing_save)
+  ckpt = _open(tmp_path)
+  ckpt.save(1, _state(), _meta())
+  with pytest.raises((OSError, checkpoint.CheckpointSaveError)):
+    ckpt.wait_until_finished()
+  ckpt.close()  # reported once, not again on closing
+  assert _steps_on_disk(tmp_path) == []

@@ -1,4 +1,5 @@
-"""Resuming: bit-exact after a pre-emption, past a damaged checkpoint, never over another model's.
+"""Resuming: bit-exact after a pre-emption, past a damaged checkpoint, never over another model's;
+outputs that a kill leaves whole, and saves that fail loudly.
 
 A 2-epoch run of 8 steps per epoch on a 512-example subset, checkpointing every 4 steps, so
 every other checkpoint falls mid-epoch (steps 4, 8, 12, 16; the last 3 are kept).
@@ -12,13 +13,17 @@ import json
 import os
 import pathlib
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import jax
 import numpy as np
 import pytest
 from absl import logging as absl_logging
 
-from pareto_vae_jax import checkpoint, train
+from pareto_vae_jax import checkpoint, reporting, train
 from pareto_vae_jax import vae
 
 import tiny
@@ -151,3 +156,118 @@ def test_other_model_in_the_workdir_is_refused_and_left_untouched(finished_run, 
   assert "config.latent" in message and "'pareto'" in message and "'gaussian'" in message
   # Nothing written: not the checkpoints, not metrics.jsonl, not the event files.
   assert _snapshot(workdir) == before
+
+
+def _copy_killed_before_last_checkpoint(reference_dir, workdir):
+  """The finished run as a kill leaves it after epoch 2's line, before its checkpoint commits."""
+  shutil.copytree(reference_dir, workdir)
+  shutil.rmtree(os.path.join(workdir, "checkpoints", str(STEPS)))
+  os.remove(os.path.join(workdir, "test_metrics.json"))
+
+
+def test_epoch_redone_after_a_kill_is_reported_once(finished_run, tmp_path):
+  reference_dir, reference_state, _ = finished_run
+  workdir = str(tmp_path / "run")
+  _copy_killed_before_last_checkpoint(reference_dir, workdir)
+
+  train.train_and_evaluate(_config(), workdir)
+
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    lines = [json.loads(line) for line in f]
+  assert [m["epoch"] for m in lines if m["split"] == "train"] == [1, 2]
+  assert [m["step"] for m in lines if m["split"] == "test"] == [STEPS]
+  _assert_states_equal(_saved_state(workdir)[0], reference_state)
+
+
+def test_test_metrics_are_written_after_the_pictures(finished_run, tmp_path, monkeypatch):
+  reference_dir, _, _ = finished_run
+  workdir = str(tmp_path / "run")
+  _copy_killed_before_last_checkpoint(reference_dir, workdir)
+
+  def killed(*args, **kwargs):
+    raise KeyboardInterrupt  # a kill while the pictures are written
+  monkeypatch.setattr(reporting, "write_images", killed)
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(_config(), workdir)
+  # Its presence says the run is complete; it is not there, nor a temporary file.
+  assert not [p for p in os.listdir(workdir) if p.startswith("test_metrics.json")]
+
+
+def test_unreadable_test_metrics_are_evaluated_again(finished_run, tmp_path, monkeypatch):
+  reference_dir, _, reference_results = finished_run
+  workdir = str(tmp_path / "run")
+  shutil.copytree(reference_dir, workdir)
+  path = pathlib.Path(workdir, "test_metrics.json")
+  path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])  # torn by a non-atomic write
+  warnings = []
+  monkeypatch.setattr(absl_logging, "warning", lambda msg, *args: warnings.append(msg % args))
+
+  assert train.train_and_evaluate(_config(), workdir) == reference_results
+
+  assert any("test_metrics.json is unreadable" in w for w in warnings), warnings
+  assert json.loads(path.read_text())["step"] == STEPS
+
+
+# Runs the script in argv[1] in a fresh interpreter that obeys file permissions even as root:
+# CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and CAP_FOWNER leave the capability bounding set
+# (prctl PR_CAPBSET_DROP = 24), which the exec applies. Exits 77 if that is not allowed.
+_WITHOUT_PERMISSION_OVERRIDE = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if os.geteuid() == 0 and any(libc.prctl(24, c, 0, 0, 0) for c in (1, 2, 3)):
+  sys.exit(77)
+os.execv(sys.executable, [sys.executable, "-c", sys.argv[1]])
+"""
+
+
+def _run_in_a_subprocess(workdir) -> list[str]:
+  """The command that runs ``train_and_evaluate(_config(), workdir)`` in a fresh process."""
+  script = (
+      "import pytest, tiny, test_resume\n"
+      "from pareto_vae_jax import train\n"
+      "with pytest.MonkeyPatch.context() as mp:\n"
+      "  tiny.patch_dataset(mp, test_resume._dataset())\n"
+      f"  train.train_and_evaluate(test_resume._config(), {str(workdir)!r})\n")
+  return [sys.executable, "-c", script]
+
+
+_SUBPROCESS = dict(cwd=os.path.dirname(__file__),
+                   env=os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)})
+
+
+def test_run_killed_after_an_epoch_line_resumes_bit_identical(finished_run, tmp_path):
+  reference_dir, reference_state, reference_results = finished_run
+  workdir = tmp_path / "run"
+  proc = subprocess.Popen(_run_in_a_subprocess(workdir), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, **_SUBPROCESS)
+  try:
+    metrics, deadline = workdir / "metrics.jsonl", time.time() + 120
+    while not (metrics.exists() and metrics.read_text()) and time.time() < deadline:
+      time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)  # right after epoch 1's line, whatever was under way
+  finally:
+    proc.wait()
+  assert proc.returncode == -signal.SIGKILL
+
+  assert train.train_and_evaluate(_config(), str(workdir)) == reference_results
+
+  _assert_states_equal(_saved_state(workdir)[0], reference_state)
+  with open(metrics) as f:
+    assert [m["epoch"] for m in map(json.loads, f) if m["split"] == "train"] == [1, 2]
+
+
+def test_failed_checkpoint_save_ends_the_run_with_the_error(tmp_path):
+  workdir = tmp_path / "run"
+  checkpoints = workdir / "checkpoints"
+  checkpoints.mkdir(parents=True)
+  checkpoints.chmod(0o555)
+  try:
+    proc = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_PERMISSION_OVERRIDE, _run_in_a_subprocess(workdir)[-1]],
+        capture_output=True, text=True, timeout=120, **_SUBPROCESS)
+  except subprocess.TimeoutExpired as e:
+    pytest.fail(f"the run did not end within 120 s: {str(e.stderr)[-3000:]}")
+  if proc.returncode == 77:
+    pytest.skip("running as root without the capability to drop the permission override")
+  assert proc.returncode != 0
+  assert "PermissionError" in proc.stderr and str(checkpoints) in proc.stderr, proc.stderr[-3000:]
