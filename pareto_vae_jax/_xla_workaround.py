@@ -124,7 +124,9 @@ def apply(environ=os.environ) -> bool:
         "take effect. Everything pareto_vae_jax compiles passes the option itself; for your "
         "own jax.jit over its functions on the CPU pass compiler_options="
         "pareto_vae_jax.cpu_compiler_options(), or import pareto_vae_jax before using jax. "
-        "PVJ_KEEP_YNN_FUSION=1 silences this.", RuntimeWarning, stacklevel=3)
+        "PVJ_KEEP_YNN_FUSION=1 silences this.",
+        RuntimeWarning,
+        stacklevel=3)
     return False
   environ["XLA_FLAGS"] = (environ.get("XLA_FLAGS", "") + " " + _FLAG).strip()
   return True

@@ -131,9 +131,7 @@ def all_steps(directory: str | os.PathLike[str]) -> list[int]:
     manager.close()
 
 
-def latest_meta(
-    directory: str | os.PathLike[str],
-) -> tuple[int, dict[str, Any]] | None:
+def latest_meta(directory: str | os.PathLike[str],) -> tuple[int, dict[str, Any]] | None:
   """``(step, meta)`` of the newest step whose meta reads, or None.
 
   For tools that must rebuild the model (from ``meta["config"]``) before they
@@ -154,9 +152,7 @@ def latest_meta(
     manager.close()
 
 
-def restore_latest(
-    directory: str | os.PathLike[str], target: PyTree
-) -> Restored | None:
+def restore_latest(directory: str | os.PathLike[str], target: PyTree) -> Restored | None:
   """Reads the newest readable checkpoint into the structure of `target`.
 
   Steps are tried newest first; a damaged one (one that raises while being
@@ -248,17 +244,14 @@ class Checkpointer:
         self.directory,
         item_handlers=_item_handlers(),
         options=ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, create=True,
-            async_options=ocp.AsyncOptions(
-                create_directories_asynchronously=False
-            ),
+            max_to_keep=max_to_keep,
+            create=True,
+            async_options=ocp.AsyncOptions(create_directories_asynchronously=False),
         ),
     )
     self._pending: int | None = None  # the step being saved in the background
     try:
-      self.restored, self._unreadable = _restore_newest(
-          self._manager, target, meta, model_keys
-      )
+      self.restored, self._unreadable = _restore_newest(self._manager, target, meta, model_keys)
     except BaseException:
       self._manager.close()
       raise
@@ -292,15 +285,11 @@ class Checkpointer:
     # Orbax renames a step's temporary directory to the step's number once
     # every item is written; a failed background write leaves no such
     # directory, only an error in Orbax's log.
-    if step is not None and not os.path.isdir(
-        os.path.join(self.directory, str(step))
-    ):
-      raise CheckpointSaveError(
-          f"Saving checkpoint step {step} in {self.directory} failed (Orbax "
-          "logged the error above). Check that the directory is writable and "
-          "the disk has room, then run again to resume from the last step "
-          "saved."
-      )
+    if step is not None and not os.path.isdir(os.path.join(self.directory, str(step))):
+      raise CheckpointSaveError(f"Saving checkpoint step {step} in {self.directory} failed (Orbax "
+                                "logged the error above). Check that the directory is writable and "
+                                "the disk has room, then run again to resume from the last step "
+                                "saved.")
 
   def reached_preemption(self, step: int) -> bool:
     """Whether all processes have reached the pre-emption sync point at `step`.
@@ -333,10 +322,8 @@ class Checkpointer:
     self.wait_until_finished()  # surfaces the previous save's failure here
     readable = set(self._manager.all_steps()) - set(self._unreadable)
     if readable and step <= max(readable):
-      raise ValueError(
-          f"Cannot save step {step} in {self.directory}: it already holds "
-          f"step {max(readable)}, and steps must increase."
-      )
+      raise ValueError(f"Cannot save step {step} in {self.directory}: it already holds "
+                       f"step {max(readable)}, and steps must increase.")
     if self._unreadable:
       self._move_aside(self._unreadable)
       self._unreadable = []
@@ -345,12 +332,10 @@ class Checkpointer:
     # force: when to save is the caller's decision, not an Orbax save policy.
     self._manager.save(
         step,
-        args=ocp.args.Composite(
-            **{
-                _STATE: ocp.args.StandardSave(storable),
-                _META: ocp.args.JsonSave(meta),
-            }
-        ),
+        args=ocp.args.Composite(**{
+            _STATE: ocp.args.StandardSave(storable),
+            _META: ocp.args.JsonSave(meta),
+        }),
         force=True,
     )
     self._pending = step
@@ -366,7 +351,9 @@ class Checkpointer:
           n += 1
         logging.warning(
             "Moving unreadable checkpoint step %d in %s aside to %s.",
-            step, self.directory, f"{path}.unreadable-{n}",
+            step,
+            self.directory,
+            f"{path}.unreadable-{n}",
         )
         os.rename(path, f"{path}.unreadable-{n}")
     if jax.process_count() > 1:
@@ -396,10 +383,7 @@ def _reader(directory: str | os.PathLike[str]) -> ocp.CheckpointManager:
 
 def _read_meta(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:
   return dict(
-      manager.restore(
-          step, args=ocp.args.Composite(**{_META: ocp.args.JsonRestore()})
-      )[_META]
-  )
+      manager.restore(step, args=ocp.args.Composite(**{_META: ocp.args.JsonRestore()}))[_META])
 
 
 def _restore_newest(
@@ -437,15 +421,12 @@ def _restore_newest(
       lines = "\n".join(f"  {line}" for line in differences)
       raise IncompatibleCheckpointError(
           f"Checkpoint directory {directory} (step {step}) was written by a "
-          f"different model:\n{lines}\n{_fix_hint(directory)}"
-      )
+          f"different model:\n{lines}\n{_fix_hint(directory)}")
     _check_shapes(directory, step, saved_tree, storable_target)
     try:
       state = manager.restore(
           step,
-          args=ocp.args.Composite(
-              **{_STATE: ocp.args.StandardRestore(storable_target)}
-          ),
+          args=ocp.args.Composite(**{_STATE: ocp.args.StandardRestore(storable_target)}),
       )[_STATE]
       _check_restored(state, checksum)
     except Exception as e:  # pylint: disable=broad-except
@@ -458,8 +439,7 @@ def _restore_newest(
         f"Checkpoint directory {directory} holds steps {sorted(unreadable)}, "
         "none of them usable (the warnings above say why). Nothing was "
         "restored, written or deleted. Move those step directories out of "
-        f"{directory} to start over from step 0, or use another --workdir."
-    )
+        f"{directory} to start over from step 0, or use another --workdir.")
   return None, unreadable
 
 
@@ -500,9 +480,7 @@ def _check_restored(state: PyTree, checksum: str | None) -> None:
       raise _Damaged(f"non-finite values in {jax.tree_util.keystr(path)}")
 
 
-def _warn_unreadable(
-    directory: str | os.PathLike[str], step: int, error: Exception
-) -> None:
+def _warn_unreadable(directory: str | os.PathLike[str], step: int, error: Exception) -> None:
   logging.warning(
       "Checkpoint step %d in %s is unreadable (%s: %s); falling back to the "
       "previous step.",
@@ -514,15 +492,11 @@ def _warn_unreadable(
 
 
 def _fix_hint(directory: str) -> str:
-  return (
-      "Nothing was restored, written or deleted. Use another --workdir for "
-      f"this configuration, or delete {directory} to start over."
-  )
+  return ("Nothing was restored, written or deleted. Use another --workdir for "
+          f"this configuration, or delete {directory} to start over.")
 
 
-def _check_shapes(
-    directory: str, step: int, saved: PyTree, target: PyTree
-) -> None:
+def _check_shapes(directory: str, step: int, saved: PyTree, target: PyTree) -> None:
   saved_shapes, wanted_shapes = _leaf_shapes(saved), _leaf_shapes(target)
   if saved_shapes != wanted_shapes:
     only_saved = sorted((saved_shapes - wanted_shapes).elements())
@@ -532,14 +506,11 @@ def _check_shapes(
         "array shapes differ from the requested state: saved-only shapes "
         f"{only_saved[:5]}, requested-only shapes {only_wanted[:5]} (at most 5 "
         "of each shown). Add the config keys that set these shapes to "
-        f"model_keys. {_fix_hint(directory)}"
-    )
+        f"model_keys. {_fix_hint(directory)}")
 
 
 def _is_typed_key(x: Any) -> bool:
-  return isinstance(x, jax.Array) and jax.dtypes.issubdtype(
-      x.dtype, jax.dtypes.prng_key
-  )
+  return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
 def _keys_to_data(tree: PyTree) -> PyTree:
@@ -548,19 +519,14 @@ def _keys_to_data(tree: PyTree) -> PyTree:
   Orbax's support for typed keys differs between versions; raw key data is a
   plain uint32 array that every version stores the same way.
   """
-  return jax.tree.map(
-      lambda x: jax.random.key_data(x) if _is_typed_key(x) else x, tree
-  )
+  return jax.tree.map(lambda x: jax.random.key_data(x) if _is_typed_key(x) else x, tree)
 
 
 def _data_to_keys(restored: PyTree, target: PyTree) -> PyTree:
   """Wraps key data back into typed keys wherever `target` has a typed key."""
   return jax.tree.map(
-      lambda r, t: (
-          jax.random.wrap_key_data(r, impl=jax.random.key_impl(t))
-          if _is_typed_key(t)
-          else r
-      ),
+      lambda r, t: (jax.random.wrap_key_data(r, impl=jax.random.key_impl(t))
+                    if _is_typed_key(t) else r),
       restored,
       target,
   )

@@ -42,8 +42,8 @@ class Range:
     return isinstance(value, kinds) and not isinstance(value, bool)
 
   def holds(self, value) -> bool:
-    return (math.isfinite(value) and (value > self.low if self.strict else value >= self.low)
-            and (self.high is None or value <= self.high))
+    return (math.isfinite(value) and (value > self.low if self.strict else value >= self.low) and
+            (self.high is None or value <= self.high))
 
 
 _COUNT, _SWITCH = Range(integer=True, low=1), Range(integer=True, low=0)  # 0: off or auto
@@ -97,8 +97,8 @@ def check_fields(config) -> None:
       continue
     value = config[name]
     values = value if allowed.each and isinstance(value, (tuple, list)) else [value]
-    typed = all(allowed.has_type(v) for v in values) and (
-        not allowed.each or isinstance(value, (tuple, list)))
+    typed = all(allowed.has_type(v) for v in values) and (not allowed.each or
+                                                          isinstance(value, (tuple, list)))
     if typed and all(allowed.holds(v) for v in values):
       continue
     wrong_type |= not typed
@@ -151,9 +151,8 @@ def check_config(config, ds: data_lib.Dataset, num_devices: int) -> vae.VAESpec:
     lo = min(ds.train_x.min(), ds.test_x.min())
     hi = max(ds.train_x.max(), ds.test_x.max())
     if lo < 0 or hi > 1:  # outside [0, 1] the Bernoulli log-likelihood is unbounded above
-      raise ConfigError(
-          f"likelihood 'bernoulli' needs inputs in [0, 1]; '{ds.name}' has inputs in "
-          f"[{lo:.3g}, {hi:.3g}]. Set --config.likelihood=gaussian (or mse).")
+      raise ConfigError(f"likelihood 'bernoulli' needs inputs in [0, 1]; '{ds.name}' has inputs in "
+                        f"[{lo:.3g}, {hi:.3g}]. Set --config.likelihood=gaussian (or mse).")
   if config.conditional:
     for split, labels in (("train", ds.train_y), ("test", ds.test_y)):
       if labels.min() < 0 or labels.max() >= ds.num_classes:

@@ -51,8 +51,10 @@ def chunk_length(steps_per_epoch: int, chunks: int) -> int:
   if chunks <= 1 or steps_per_epoch <= chunks:
     return steps_per_epoch if chunks <= 1 else 1
   target = steps_per_epoch / chunks
-  divisors = [d for d in range(1, steps_per_epoch + 1)
-              if steps_per_epoch % d == 0 and target / 1.5 <= d <= target * 1.5]
+  divisors = [
+      d for d in range(1, steps_per_epoch + 1)
+      if steps_per_epoch % d == 0 and target / 1.5 <= d <= target * 1.5
+  ]
   if divisors:
     return min(divisors, key=lambda d: (abs(math.log(d / target)), d))
   return math.ceil(target)
@@ -85,5 +87,5 @@ def saves_after(config, step: int, steps_per_epoch: int) -> bool:
   At every epoch end, every ``checkpoint_every_steps`` and at ``halt_after_steps``.
   """
   every, halt = config.checkpoint_every_steps, config.halt_after_steps
-  return (step % steps_per_epoch == 0 or bool(every and step % every == 0)
-          or bool(halt and step >= halt))
+  return (step % steps_per_epoch == 0 or bool(every and step % every == 0) or
+          bool(halt and step >= halt))

@@ -80,8 +80,10 @@ def measure(run: evaluate.Run, *, seed: int = 0) -> dict[str, Any]:
   mig, per_factor = metrics.mig(codes, factors)
   # Bootstrap over test examples: how much of a MIG difference between runs is noise.
   rng = np.random.default_rng(seed)
-  boot = [metrics.mig(codes[i], factors[i])[0]
-          for i in (rng.integers(0, len(codes), len(codes)) for _ in range(20))]
+  boot = [
+      metrics.mig(codes[i], factors[i])[0]
+      for i in (rng.integers(0, len(codes), len(codes)) for _ in range(20))
+  ]
   log_ratio = np.log(alpha_hat[match] / true_alpha)
   return {
       "run": run.workdir,
@@ -118,10 +120,11 @@ def _test_elbo(workdir: str) -> float | None:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-  lines = ["| run | latent | prior | Hill alpha of matched dims, posterior draws (true 1.5, 2, "
-           "3, 5) | same, posterior locations | mean abs log ratio (draws) | Spearman (draws) | "
-           "MIG | test ELBO |",
-           "|---|---|---|---|---|---|---|---|---|"]
+  lines = [
+      "| run | latent | prior | Hill alpha of matched dims, posterior draws (true 1.5, 2, "
+      "3, 5) | same, posterior locations | mean abs log ratio (draws) | Spearman (draws) | "
+      "MIG | test ELBO |", "|---|---|---|---|---|---|---|---|---|"
+  ]
   for r in rows:
     alphas = ", ".join(f"{a:.2f}" for a in r["matched_alpha"])
     codes = ", ".join(f"{a:.2f}" for a in r["matched_code_alpha"])

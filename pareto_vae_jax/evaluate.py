@@ -57,10 +57,14 @@ def load_run(workdir: str) -> Run:
   """
   model = trained.load(workdir)
   config = model.config
-  ds = data_lib.load_dataset(config.dataset, seed=config.seed,
-                             data_dir=config.get("data_dir", ""))
-  return Run(workdir=workdir, config=config, spec=model.spec, params=model.params, ds=ds,
-             step=model.step, steps_per_epoch=len(ds.train_x) // config.batch_size)
+  ds = data_lib.load_dataset(config.dataset, seed=config.seed, data_dir=config.get("data_dir", ""))
+  return Run(workdir=workdir,
+             config=config,
+             spec=model.spec,
+             params=model.params,
+             ds=ds,
+             step=model.step,
+             steps_per_epoch=len(ds.train_x) // config.batch_size)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -99,7 +103,9 @@ def statistic_name(family: str) -> str:
   return "E[z | x]"
 
 
-def encode_test_set(run: Run, *, batch_size: int = 1000,
+def encode_test_set(run: Run,
+                    *,
+                    batch_size: int = 1000,
                     max_examples: int | None = None) -> dict[str, np.ndarray]:
   """Per test example: the code statistic [N, D], the encoder's parameters, and the labels."""
   x, y = run.ds.test_x, run.ds.test_y
@@ -116,8 +122,7 @@ def encode_test_set(run: Run, *, batch_size: int = 1000,
     if joint.is_joint(q):  # one KL for the whole vector: no per-dimension KL
       kl = jnp.full((x.shape[0], run.spec.latent_dim), jnp.nan)
       return q, kl, joint.code_mean(q, key), joint.per_dim_params(q)
-    kl = D.kl(q, p) if D.has_closed_form_kl(type(q), type(p)) else jnp.full(q.batch_shape,
-                                                                               jnp.nan)
+    kl = D.kl(q, p) if D.has_closed_form_kl(type(q), type(p)) else jnp.full(q.batch_shape, jnp.nan)
     return q, kl, code_statistic(q)[0], dict(zip(q.param_names, q.params))
 
   stats, params, kls = [], {}, []
@@ -129,9 +134,14 @@ def encode_test_set(run: Run, *, batch_size: int = 1000,
     kls.append(np.asarray(kl, np.float64))
     for name, value in q_params.items():
       params.setdefault(name, []).append(np.asarray(value))
-  return {"codes": np.concatenate(stats), "labels": np.asarray(y),
-          "kl": np.concatenate(kls),
-          "params": {k: np.concatenate(v) for k, v in params.items()}}
+  return {
+      "codes": np.concatenate(stats),
+      "labels": np.asarray(y),
+      "kl": np.concatenate(kls),
+      "params": {
+          k: np.concatenate(v) for k, v in params.items()
+      }
+  }
 
 
 def likelihood_statement(config) -> str:
@@ -154,8 +164,12 @@ def likelihood_statement(config) -> str:
 # Metrics.
 
 
-def evaluate_run(run: Run, *, iwae_samples: int = 1000, active_threshold: float = 0.01,
-                 max_examples: int | None = None, seed: int = 0,
+def evaluate_run(run: Run,
+                 *,
+                 iwae_samples: int = 1000,
+                 active_threshold: float = 0.01,
+                 max_examples: int | None = None,
+                 seed: int = 0,
                  verbose: bool = True) -> dict[str, Any]:
   """Test ELBO, reconstruction, KL, the IWAE bound (k = ``iwae_samples``) and active units."""
   config, ds = run.config, run.ds
@@ -166,8 +180,13 @@ def evaluate_run(run: Run, *, iwae_samples: int = 1000, active_threshold: float 
   batch_size = max(1, min(config.eval_batch_size, 32768 // iwae_samples))
   eval_fn = vae.make_eval_fn(run.spec, iwae_samples)
   start = time.time()
-  result = vae.evaluate(eval_fn, run.params, x, y, batch_size,
-                        jax.random.fold_in(jax.random.key(seed), 2**30), progress=verbose)
+  result = vae.evaluate(eval_fn,
+                        run.params,
+                        x,
+                        y,
+                        batch_size,
+                        jax.random.fold_in(jax.random.key(seed), 2**30),
+                        progress=verbose)
   encoded = encode_test_set(run, max_examples=max_examples)
   activity, num_active = metrics.active_units(encoded["codes"], threshold=active_threshold)
   # The rate each dimension spends, E_x KL(q(z_d | x) || p(z_d)): a collapsed dimension spends
@@ -183,15 +202,17 @@ def evaluate_run(run: Run, *, iwae_samples: int = 1000, active_threshold: float 
       "active_threshold": active_threshold,
       "kl_per_dim": [float(k) for k in kl_per_dim],
       # None where the KL has no closed form per dimension (a mixture prior's is joint).
-      "kl_active_units": (None if np.isnan(kl_per_dim).any()
-                          else int(np.sum(kl_per_dim > active_threshold))),
+      "kl_active_units":
+          (None if np.isnan(kl_per_dim).any() else int(np.sum(kl_per_dim > active_threshold))),
       "activity_statistic": f"Var_x {statistic}",
       "likelihood": likelihood_statement(config),
       "step": run.step,
       "epochs": run.step / run.steps_per_epoch,
       "eval_seconds": time.time() - start,
-      "run": {k: config[k] for k in ("dataset", "latent", "conditional", "prior", "latent_dim",
-                                     "architecture", "likelihood", "binarize", "beta", "seed")},
+      "run": {
+          k: config[k] for k in ("dataset", "latent", "conditional", "prior", "latent_dim",
+                                "architecture", "likelihood", "binarize", "beta", "seed")
+      },
   })
   return result
 
@@ -201,9 +222,12 @@ def markdown(results: dict[str, Any], title: str) -> str:
   r = results
   statistic = r["activity_statistic"].replace("|", "\\|")  # a bare | would split the cell
   lines = [
-      f"# {title}", "",
-      f"Step {r['step']} ({r['epochs']:.3g} epochs); {r['num_examples']} test examples.", "",
-      "| metric | value |", "|---|---|",
+      f"# {title}",
+      "",
+      f"Step {r['step']} ({r['epochs']:.3g} epochs); {r['num_examples']} test examples.",
+      "",
+      "| metric | value |",
+      "|---|---|",
       f"| test ELBO | {r['elbo']:.2f} ± {r['elbo_stderr']:.2f} |",
       f"| reconstruction | {r['recon']:.2f} ± {r['recon_stderr']:.2f} |",
       f"| KL | {r['kl']:.2f} ± {r['kl_stderr']:.2f} |",
@@ -211,30 +235,34 @@ def markdown(results: dict[str, Any], title: str) -> str:
       f"| IWAE negative log-likelihood | {r['nll_iwae']:.2f} |",
       f"| active units ({statistic} > {r['active_threshold']}) | "
       f"{r['active_units']} / {r['latent_dim']} |",
-      f"| dimensions with mean KL > {r['active_threshold']} nats | "
-      + ("n/a (no per-dimension closed form)" if r["kl_active_units"] is None
-         else f"{r['kl_active_units']} / {r['latent_dim']}") + " |", "",
-      f"Likelihood: {r['likelihood']}", "",
-      "Means ± standard errors over test examples. Per-dimension activity: "
-      + ", ".join(f"{a:.3g}" for a in r["activity"]) + ".", "",
+      f"| dimensions with mean KL > {r['active_threshold']} nats | " +
+      ("n/a (no per-dimension closed form)"
+       if r["kl_active_units"] is None else f"{r['kl_active_units']} / {r['latent_dim']}") + " |",
+      "",
+      f"Likelihood: {r['likelihood']}",
+      "",
+      "Means ± standard errors over test examples. Per-dimension activity: " +
+      ", ".join(f"{a:.3g}" for a in r["activity"]) + ".",
+      "",
   ]
   return "\n".join(lines)
 
 
 def summary_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
   """One markdown table comparing several evaluated runs."""
-  lines = ["| run | latent | cond. | prior | ELBO | recon | KL | IWAE NLL (k) | active | "
-           "KL > thr. |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+  lines = [
+      "| run | latent | cond. | prior | ELBO | recon | KL | IWAE NLL (k) | active | "
+      "KL > thr. |", "|---|---|---|---|---|---|---|---|---|---|"
+  ]
   for name, r in rows:
     run = r["run"]
     lines.append(
         f"| {name} | {run['latent']} | {'yes' if run['conditional'] else 'no'} | "
         f"{run['prior']} | {r['elbo']:.2f} ± {r['elbo_stderr']:.2f} | {r['recon']:.2f} | "
         f"{r['kl']:.2f} | {r['nll_iwae']:.2f} ± {r['iwae_stderr']:.2f} ({r['iwae_samples']}) | "
-        f"{r['active_units']}/{r['latent_dim']} | "
-        + ("n/a" if r["kl_active_units"] is None else f"{r['kl_active_units']}/{r['latent_dim']}")
-        + " |")
+        f"{r['active_units']}/{r['latent_dim']} | " +
+        ("n/a" if r["kl_active_units"] is None else f"{r['kl_active_units']}/{r['latent_dim']}") +
+        " |")
   return "\n".join(lines) + "\n"
 
 
@@ -244,13 +272,16 @@ def summary_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
 
 def _decoder_input_from_statistic(run: Run, values: np.ndarray) -> Array:
   """Codes given as the statistic's values (E[z], or E[log z] for positive families)."""
-  positive = (not joint.is_joint_family(run.config.latent)
-              and D.family_info(run.config.latent).mean_log is not None)
+  positive = (not joint.is_joint_family(run.config.latent) and
+              D.family_info(run.config.latent).mean_log is not None)
   values = jnp.asarray(values, jnp.float32)
   return vae.decoder_input(values, positive, run.spec.decode_log)
 
 
-def write_pictures(run: Run, out_dir: str, *, encoded: dict[str, np.ndarray] | None = None,
+def write_pictures(run: Run,
+                   out_dir: str,
+                   *,
+                   encoded: dict[str, np.ndarray] | None = None,
                    seed: int = 0) -> list[str]:
   """Every picture of a run into ``out_dir``; returns the paths written."""
   os.makedirs(out_dir, exist_ok=True)
@@ -264,14 +295,19 @@ def write_pictures(run: Run, out_dir: str, *, encoded: dict[str, np.ndarray] | N
   records = _train_records(run.workdir)
   if records:
     written.append(plots.training_curves(records, os.path.join(out_dir, "training_curves.png")))
-  written.append(plots.latent_scatter(
-      codes[:5000], labels[:5000], os.path.join(out_dir, "latent.png"),
-      title=f"Test codes {statistic}, by class ({name})", axis_label=statistic))
+  written.append(
+      plots.latent_scatter(codes[:5000],
+                           labels[:5000],
+                           os.path.join(out_dir, "latent.png"),
+                           title=f"Test codes {statistic}, by class ({name})",
+                           axis_label=statistic))
   # Parameters the encoder does not predict (the shared Pareto scale) are constant: left out.
   predicted = {k: v for k, v in encoded["params"].items() if np.ptp(v) > 0}
-  written.append(plots.parameter_histograms(
-      predicted, os.path.join(out_dir, "posterior_parameters.png"),
-      title=f"Encoder's posterior parameters over the test set ({name})"))
+  written.append(
+      plots.parameter_histograms(
+          predicted,
+          os.path.join(out_dir, "posterior_parameters.png"),
+          title=f"Encoder's posterior parameters over the test set ({name})"))
   if len(ds.input_shape) == 3:
     written += _image_pictures(run, out_dir, codes, name, statistic, seed)
   return written
@@ -318,27 +354,29 @@ def _image_pictures(run: Run, out_dir: str, codes: np.ndarray, name: str, statis
   y = jnp.full((len(grid),), fixed_class, jnp.int32)
   images = pixels(decode(run.params, _decoder_input_from_statistic(run, grid), y))
   cond = f", class {fixed_class}" if config.conditional else ""
-  written.append(plots.image_grid(
-      images.reshape(rows, len(quantiles), *images.shape[1:]),
-      os.path.join(out_dir, "traversal.png"),
-      title=f"Latent traversal over test-code quantiles of {statistic} ({name}{cond})",
-      row_labels=row_labels, col_labels=[f"{q:.0%}" for q in quantiles]))
+  written.append(
+      plots.image_grid(
+          images.reshape(rows, len(quantiles), *images.shape[1:]),
+          os.path.join(out_dir, "traversal.png"),
+          title=f"Latent traversal over test-code quantiles of {statistic} ({name}{cond})",
+          row_labels=row_labels,
+          col_labels=[f"{q:.0%}" for q in quantiles]))
 
   # Interpolations between encoded test digits, linear in the statistic's space.
   rng = np.random.default_rng(seed)
   pairs = rng.choice(len(codes), (8, 2), replace=False)
   t = np.linspace(0, 1, 10)
-  path_codes = (codes[pairs[:, 0], None] * (1 - t[:, None])
-                + codes[pairs[:, 1], None] * t[:, None]).reshape(-1, codes.shape[1])
+  path_codes = (codes[pairs[:, 0], None] * (1 - t[:, None]) +
+                codes[pairs[:, 1], None] * t[:, None]).reshape(-1, codes.shape[1])
   y = jnp.repeat(jnp.asarray(ds.test_y[pairs[:, 0]]), len(t)) if config.conditional else None
   y = y if y is not None else jnp.zeros((len(path_codes),), jnp.int32)
   images = pixels(decode(run.params, _decoder_input_from_statistic(run, path_codes), y))
-  written.append(plots.image_grid(
-      images.reshape(len(pairs), len(t), *images.shape[1:]),
-      os.path.join(out_dir, "interpolations.png"),
-      title=f"Interpolations between encoded test digits ({name}"
-            + (", decoded with the first digit's label)" if config.conditional else ")"),
-      col_labels=[f"{v:.2g}" for v in t]))
+  written.append(
+      plots.image_grid(images.reshape(len(pairs), len(t), *images.shape[1:]),
+                       os.path.join(out_dir, "interpolations.png"),
+                       title=f"Interpolations between encoded test digits ({name}" +
+                       (", decoded with the first digit's label)" if config.conditional else ")"),
+                       col_labels=[f"{v:.2g}" for v in t]))
 
   # Class-conditional samples: 10 prior draws per class (100 draws for an unconditional model).
   prior = jit(lambda p, y: vae.prior(run.spec, p, y, y.shape[0]))
@@ -346,12 +384,13 @@ def _image_pictures(run: Run, out_dir: str, codes: np.ndarray, name: str, statis
   p = prior(run.params, labels)
   keys = jax.random.split(jax.random.key(seed), len(labels))
   r, in_log = vae.draw(keys, p)
-  images = pixels(decode(run.params, vae.decoder_input(r, in_log, run.spec.decode_log),
-                         labels))
-  written.append(plots.image_grid(
-      images.reshape(10, 10, *images.shape[1:]), os.path.join(out_dir, "class_samples.png"),
-      title=f"Prior samples ({name})" + (": one row per class" if config.conditional else ""),
-      row_labels=[str(c) for c in range(10)] if config.conditional else None))
+  images = pixels(decode(run.params, vae.decoder_input(r, in_log, run.spec.decode_log), labels))
+  written.append(
+      plots.image_grid(images.reshape(10, 10, *images.shape[1:]),
+                       os.path.join(out_dir, "class_samples.png"),
+                       title=f"Prior samples ({name})" +
+                       (": one row per class" if config.conditional else ""),
+                       row_labels=[str(c) for c in range(10)] if config.conditional else None))
 
   if config.conditional:
     # Style transfer: one test digit's posterior location decoded under every class.
@@ -361,35 +400,46 @@ def _image_pictures(run: Run, out_dir: str, codes: np.ndarray, name: str, statis
     images = pixels(decode(run.params, _decoder_input_from_statistic(run, z), y))
     images = images.reshape(len(sources), classes, *images.shape[1:])
     originals = ds.test_x[sources][..., 0][:, None]
-    written.append(plots.image_grid(
-        np.concatenate([originals, images], 1), os.path.join(out_dir, "style_transfer.png"),
-        title=f"Style transfer: a test digit's code under every class ({name})",
-        col_labels=["input"] + [str(c) for c in range(classes)]))
+    written.append(
+        plots.image_grid(np.concatenate([originals, images], 1),
+                         os.path.join(out_dir, "style_transfer.png"),
+                         title=f"Style transfer: a test digit's code under every class ({name})",
+                         col_labels=["input"] + [str(c) for c in range(classes)]))
   return written
 
 
 # ------------------------------------------------------------------------------------------------
 # Command line.
 
-def evaluate_workdir(workdir: str, *, iwae_samples: int, active_threshold: float = 0.01,
-                     max_examples: int | None = None, pictures: bool = True,
+
+def evaluate_workdir(workdir: str,
+                     *,
+                     iwae_samples: int,
+                     active_threshold: float = 0.01,
+                     max_examples: int | None = None,
+                     pictures: bool = True,
                      seed: int = 0) -> dict[str, Any]:
   """Evaluates one run and writes ``<workdir>/evaluation/`` (JSON, markdown, pictures)."""
   run = load_run(workdir)
   out_dir = os.path.join(workdir, "evaluation")
   os.makedirs(out_dir, exist_ok=True)
   print(f"Evaluating {workdir} at step {run.step} (IWAE k={iwae_samples})", flush=True)
-  results = evaluate_run(run, iwae_samples=iwae_samples, active_threshold=active_threshold,
-                         max_examples=max_examples, seed=seed)
+  results = evaluate_run(run,
+                         iwae_samples=iwae_samples,
+                         active_threshold=active_threshold,
+                         max_examples=max_examples,
+                         seed=seed)
   with open(os.path.join(out_dir, "evaluation.json"), "w") as f:
     json.dump(results, f, indent=2)
   with open(os.path.join(out_dir, "evaluation.md"), "w") as f:
     f.write(markdown(results, f"Evaluation of {workdir}"))
   if pictures:
     results["pictures"] = write_pictures(run, out_dir, seed=seed)
-  print(f"  ELBO {results['elbo']:.2f} ± {results['elbo_stderr']:.2f}  IWAE NLL "
-        f"{results['nll_iwae']:.2f} ± {results['iwae_stderr']:.2f}  active "
-        f"{results['active_units']}/{results['latent_dim']}  -> {out_dir}", flush=True)
+  print(
+      f"  ELBO {results['elbo']:.2f} ± {results['elbo_stderr']:.2f}  IWAE NLL "
+      f"{results['nll_iwae']:.2f} ± {results['iwae_stderr']:.2f}  active "
+      f"{results['active_units']}/{results['latent_dim']}  -> {out_dir}",
+      flush=True)
   return results
 
 
@@ -421,9 +471,13 @@ def main(argv):
     print(f"Wrote {path}: {', '.join(sorted({f for f, _ in plotted}))}")
   rows = []
   for workdir in f.workdir:
-    rows.append((os.path.basename(os.path.normpath(workdir)), evaluate_workdir(
-        workdir, iwae_samples=f.iwae_samples, active_threshold=f.active_threshold,
-        max_examples=f.max_examples, pictures=f.pictures, seed=f.seed)))
+    rows.append((os.path.basename(os.path.normpath(workdir)),
+                 evaluate_workdir(workdir,
+                                  iwae_samples=f.iwae_samples,
+                                  active_threshold=f.active_threshold,
+                                  max_examples=f.max_examples,
+                                  pictures=f.pictures,
+                                  seed=f.seed)))
   if f.summary and rows:
     with open(f.summary, "w") as out:
       out.write(summary_table(rows))

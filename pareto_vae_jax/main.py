@@ -34,8 +34,8 @@ def keep_freed_memory(command: list[str], environ=os.environ, execve=os.execve) 
   process starts, hence the re-execution. Skipped where ``GLIBC_TUNABLES`` is already set
   (yours is kept) or the C library is not glibc; ``PVJ_KEEP_GLIBC_MALLOC=1`` opts out.
   """
-  if ("GLIBC_TUNABLES" in environ or environ.get("PVJ_KEEP_GLIBC_MALLOC") == "1"
-      or platform.libc_ver()[0] != "glibc"):
+  if ("GLIBC_TUNABLES" in environ or environ.get("PVJ_KEEP_GLIBC_MALLOC") == "1" or
+      platform.libc_ver()[0] != "glibc"):
     return
   execve(command[0], command, dict(environ, GLIBC_TUNABLES=KEEP_FREED_MEMORY))
 
@@ -43,7 +43,8 @@ def keep_freed_memory(command: list[str], environ=os.environ, execve=os.execve) 
 def presets() -> list[str]:
   """Names ``--config`` accepts for the presets shipped in ``pareto_vae_jax.configs``."""
   folder = importlib.resources.files("pareto_vae_jax.configs")
-  return sorted(p.name[:-3] for p in folder.iterdir()
+  return sorted(p.name[:-3]
+                for p in folder.iterdir()
                 if p.name.endswith(".py") and not p.name.startswith("_"))
 
 
@@ -93,7 +94,9 @@ CONFIG_ERRORS = (checks.ConfigError, checkpoint.IncompatibleCheckpointError,
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.py")
 
-config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Training configuration file.",
+config_flags.DEFINE_config_file("config",
+                                _DEFAULT_CONFIG,
+                                "Training configuration file.",
                                 lock_config=True)
 _LATENT = flags.DEFINE_enum("latent", None, distributions.latent_names(), "Latent family.")
 _CONDITIONAL = flags.DEFINE_boolean("conditional", None, "Condition on the class label.")
@@ -125,8 +128,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   config = flags.FLAGS.config
   for field, flag in (("latent", _LATENT), ("conditional", _CONDITIONAL), ("prior", _PRIOR),
-                      ("dataset", _DATASET), ("seed", _SEED),
-                      ("profile_steps", _PROFILE_STEPS)):
+                      ("dataset", _DATASET), ("seed", _SEED), ("profile_steps", _PROFILE_STEPS)):
     if flag.value is not None:
       setattr(config, field, flag.value)
   try:

@@ -20,9 +20,8 @@ def _finite(values: ArrayLike, name: str, fn_name: str, ndims: tuple[int, ...]) 
   """``values`` as an array with an allowed number of axes and finite entries, else ValueError."""
   values = np.asarray(values)
   if values.ndim not in ndims:
-    raise ValueError(
-        f"{fn_name}: {name} must have {' or '.join(map(str, ndims))} axes, got shape "
-        f"{values.shape}. Pass one row per example, e.g. codes of shape [N, D].")
+    raise ValueError(f"{fn_name}: {name} must have {' or '.join(map(str, ndims))} axes, got shape "
+                     f"{values.shape}. Pass one row per example, e.g. codes of shape [N, D].")
   if values.dtype.kind not in "biuf" or not np.isfinite(values).all():
     raise ValueError(
         f"{fn_name}: {name} must be finite numbers; drop or repair NaN/inf entries (for "
@@ -87,7 +86,9 @@ def hill_estimator(x: ArrayLike, k: int) -> tuple[float, float]:
   return alpha_hat, alpha_hat / k**0.5
 
 
-def hill_tail_index(x: ArrayLike, *, fraction: float = 0.05,
+def hill_tail_index(x: ArrayLike,
+                    *,
+                    fraction: float = 0.05,
                     min_k: int = 50) -> tuple[float, float]:
   """Hill estimate of the upper tail index of a positive sample, with ``k`` chosen for you.
 
@@ -132,7 +133,9 @@ def hill_tail_index(x: ArrayLike, *, fraction: float = 0.05,
   return hill_estimator(x, k)
 
 
-def two_sided_tail_index(x: ArrayLike, *, fraction: float = 0.05,
+def two_sided_tail_index(x: ArrayLike,
+                         *,
+                         fraction: float = 0.05,
                          min_k: int = 50) -> tuple[float, float]:
   """Hill estimate of the tail index of a real-valued sample, over both of its tails.
 
@@ -338,8 +341,7 @@ def mig(codes: ArrayLike, factors: ArrayLike, *, bins: int = 20) -> tuple[float,
   """
   codes, factors = _codes_and_factors(codes, factors, "mig")
   if codes.shape[1] < 2:
-    raise ValueError(
-        f"mig: codes has {codes.shape[1]} dimension(s); the gap needs at least 2.")
+    raise ValueError(f"mig: codes has {codes.shape[1]} dimension(s); the gap needs at least 2.")
   factor_labels = discretize(factors, bins)
   factor_entropy = entropy(factor_labels)
   if np.any(factor_entropy == 0):

@@ -83,12 +83,15 @@ class ConvTranspose2x(nn.Module):
     # pads its input itself (docs/benchmarks.md).
     hi = shift + lo + taps.shape[1] - 1
     x = jnp.pad(x, ((0, 0), (-lo, hi), (-lo, hi), (0, 0)))
-    y = jax.lax.conv_general_dilated(x, w.astype(x.dtype), (1, 1), "VALID",
+    y = jax.lax.conv_general_dilated(x,
+                                     w.astype(x.dtype), (1, 1),
+                                     "VALID",
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
     y = y.reshape(*y.shape[:3], 2, 2, self.features)
     s = [r - lo for r in starts]
-    rows = [jnp.stack([y[:, s[i]:s[i] + n, s[j]:s[j] + n, i, j] for j in (0, 1)], 3)
-            for i in (0, 1)]
+    rows = [
+        jnp.stack([y[:, s[i]:s[i] + n, s[j]:s[j] + n, i, j] for j in (0, 1)], 3) for i in (0, 1)
+    ]
     y = jnp.stack(rows, 3)  # [B, n, n, phase_h, phase_w, out]
     y = y.transpose(0, 1, 3, 2, 4, 5).reshape(batch, 2 * n, 2 * n, self.features)
     return y + b.astype(x.dtype)
@@ -116,7 +119,10 @@ class Upsample2x(nn.Module):
       x = conv(4 * self.features, 3, x.shape[-1], self.weight_init, self.dtype)(x)
       x = depth_to_space(x, 2)
     elif self.mode == "transpose":
-      x = ConvTranspose2x(self.features, self.kernel, self.dtype, self.weight_init,
+      x = ConvTranspose2x(self.features,
+                          self.kernel,
+                          self.dtype,
+                          self.weight_init,
                           name="ConvTranspose_0")(x)
     else:
       raise ValueError(f"Unknown upsampling '{self.mode}'; valid choices: subpixel, transpose.")
@@ -154,15 +160,20 @@ def bias_init(init: str, fan_in: int, scale: float = 1.0) -> nn.initializers.Ini
 
 
 def dense(features: int, fan_in: int, init: str, dtype, scale: float = 1.0) -> nn.Dense:
-  return nn.Dense(features, dtype=dtype, kernel_init=kernel_init(init, scale),
+  return nn.Dense(features,
+                  dtype=dtype,
+                  kernel_init=kernel_init(init, scale),
                   bias_init=bias_init(init, fan_in, scale))
 
 
 def conv(features: int, kernel: int, in_channels: int, init: str, dtype, **kwargs) -> nn.Conv:
   """A 'SAME' ``nn.Conv`` with the ``init`` scheme (``kwargs``: strides, name)."""
-  return nn.Conv(features, (kernel, kernel), padding="SAME", dtype=dtype,
+  return nn.Conv(features, (kernel, kernel),
+                 padding="SAME",
+                 dtype=dtype,
                  kernel_init=kernel_init(init),
-                 bias_init=bias_init(init, kernel * kernel * in_channels), **kwargs)
+                 bias_init=bias_init(init, kernel * kernel * in_channels),
+                 **kwargs)
 
 
 class MLPEncoder(nn.Module):
@@ -179,8 +190,7 @@ class MLPEncoder(nn.Module):
       h = jnp.concatenate([h, c], axis=-1)
     for width in self.hidden:
       h = nn.relu(dense(width, h.shape[-1], self.weight_init, self.dtype)(h))
-    head = dense(self.num_outputs, h.shape[-1], self.weight_init, self.dtype,
-                 self.head_init_scale)
+    head = dense(self.num_outputs, h.shape[-1], self.weight_init, self.dtype, self.head_init_scale)
     return head(h).astype(jnp.float32)
 
 
@@ -209,12 +219,14 @@ class LabelChannelsConv(nn.Module):
     b = self.param("bias", bias_init(self.weight_init, k * k * c_in), (self.features,))
 
     def correlate(inputs, kernel):
-      return jax.lax.conv_general_dilated(inputs, kernel.astype(inputs.dtype),
-                                          (self.strides,) * 2, "SAME",
+      return jax.lax.conv_general_dilated(inputs,
+                                          kernel.astype(inputs.dtype), (self.strides,) * 2,
+                                          "SAME",
                                           dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
-    one_hot_images = jnp.broadcast_to(jnp.eye(c.shape[-1], dtype=x.dtype)[:, None, None, :],
-                                      (c.shape[-1], *x.shape[1:3], c.shape[-1]))
+    one_hot_images = jnp.broadcast_to(
+        jnp.eye(c.shape[-1], dtype=x.dtype)[:, None, None, :],
+        (c.shape[-1], *x.shape[1:3], c.shape[-1]))
     maps = correlate(one_hot_images, w[:, :, c_x:])  # [classes, H', W', features]
     label_part = jnp.einsum("bj,jhwf->bhwf", c.astype(x.dtype), maps)
     return correlate(x, w[:, :, :c_x]) + label_part + b.astype(x.dtype)
@@ -234,15 +246,19 @@ class ConvEncoder(nn.Module):
     for i, (features, kernel) in enumerate(((32, 4), (64, 4), (128, 3))):
       if i == 0 and c is not None:
         # The label as extra constant channels (the report, section 3.2.1).
-        h = LabelChannelsConv(features, kernel, 2, self.dtype, self.weight_init,
-                              name="Conv_0")(h, c)
+        h = LabelChannelsConv(features, kernel, 2, self.dtype, self.weight_init, name="Conv_0")(h,
+                                                                                                c)
       else:
-        h = conv(features, kernel, h.shape[-1], self.weight_init, self.dtype, strides=(2, 2),
+        h = conv(features,
+                 kernel,
+                 h.shape[-1],
+                 self.weight_init,
+                 self.dtype,
+                 strides=(2, 2),
                  name=f"Conv_{i}")(h)
       h = nn.relu(h)
     h = h.reshape(h.shape[0], -1)
-    head = dense(self.num_outputs, h.shape[-1], self.weight_init, self.dtype,
-                 self.head_init_scale)
+    head = dense(self.num_outputs, h.shape[-1], self.weight_init, self.dtype, self.head_init_scale)
     return head(h).astype(jnp.float32)
 
 
@@ -277,8 +293,8 @@ class ConvDecoder(nn.Module):
     h = h.reshape(z.shape[0], 4, 4, 128)
     h = nn.relu(Upsample2x(64, 3, 7, self.upsampling, self.dtype, self.weight_init)(h))
     h = nn.relu(Upsample2x(32, 4, 14, self.upsampling, self.dtype, self.weight_init)(h))
-    out = Upsample2x(self.output_shape[-1], 4, self.output_shape[0], self.upsampling,
-                     self.dtype, self.weight_init)(h)
+    out = Upsample2x(self.output_shape[-1], 4, self.output_shape[0], self.upsampling, self.dtype,
+                     self.weight_init)(h)
     return out.astype(jnp.float32)
 
 
@@ -368,8 +384,8 @@ class LearnedPrior(nn.Module):
       head = JointLatentHead(self.family, self.latent_dim, self.joint_options or {})
       return head(dense(head.num_raw, self.hidden, self.weight_init, jnp.float32)(h))
     head = LatentHead(self.family, self.latent_dim, self.fixed)
-    return head(dense(self.latent_dim * len(head.predicted), self.hidden, self.weight_init,
-                      jnp.float32)(h))
+    return head(
+        dense(self.latent_dim * len(head.predicted), self.hidden, self.weight_init, jnp.float32)(h))
 
 
 class VAE(nn.Module):
@@ -439,16 +455,20 @@ class VAE(nn.Module):
                                             dict(self.joint_options or {}))
       num_raw = self.posterior_head.num_raw
     else:
-      self.posterior_head = LatentHead(self.family, self.latent_dim,
-                                       {k: v for k, v in fixed.items() if k not in bounds}, bounds)
+      self.posterior_head = LatentHead(self.family, self.latent_dim, {
+          k: v for k, v in fixed.items() if k not in bounds
+      }, bounds)
       num_raw = self.latent_dim * len(self.posterior_head.predicted)
     if self.architecture not in ARCHITECTURES:
       raise ValueError(f"Unknown architecture '{self.architecture}'; valid choices: "
                        f"{', '.join(ARCHITECTURES)}.")
     self.encoder, self.decoder = ARCHITECTURES[self.architecture](self, num_raw)
     if self.prior == "learned":
-      self.prior_net = LearnedPrior(self.prior_family, self.latent_dim, fixed,
-                                    joint_options=self.joint_options, weight_init=self.weight_init)
+      self.prior_net = LearnedPrior(self.prior_family,
+                                    self.latent_dim,
+                                    fixed,
+                                    joint_options=self.joint_options,
+                                    weight_init=self.weight_init)
     elif self.prior == "vamp":
       if self.is_joint:
         raise ValueError(f"--prior=vamp needs a factorized posterior family; '{self.family}' is "
@@ -558,4 +578,3 @@ def register_architecture(name: str, build) -> None:
 
 register_architecture("mlp", _mlp)
 register_architecture("conv", _conv)
-

@@ -56,8 +56,7 @@ def env_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any] | N
     raise ValueError(f"{ENV_NUM_PROCESSES}={num_processes} needs {ENV_PROCESS_ID} in "
                      f"[0, {num_processes}); got {pid!r}. Set it per process (0 on the "
                      f"coordinator at {address}).")
-  return {"coordinator_address": address, "num_processes": num_processes,
-          "process_id": int(pid)}
+  return {"coordinator_address": address, "num_processes": num_processes, "process_id": int(pid)}
 
 
 def initialize(multihost: bool | None = None) -> bool:
@@ -123,8 +122,8 @@ def local_rows(sharding: NamedSharding, global_shape: tuple[int, ...], axis: int
   return slice(start, stop)
 
 
-def global_batch(indices: np.ndarray, sources: Mapping[str, np.ndarray], mesh: Mesh
-                 ) -> dict[str, Any]:
+def global_batch(indices: np.ndarray, sources: Mapping[str, np.ndarray],
+                 mesh: Mesh) -> dict[str, Any]:
   """Global batches ``{name: sources[name][indices], "index": indices}`` split over the mesh.
 
   ``indices`` (``[steps, B]``, the same on every process) picks the examples; the batch axis

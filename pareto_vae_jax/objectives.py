@@ -63,7 +63,10 @@ def bernoulli_log_likelihood(logits: ArrayLike, x: ArrayLike, *, event_ndim: int
                  axis=_event_axes(per_element.shape, event_ndim, "bernoulli_log_likelihood"))
 
 
-def gaussian_log_likelihood(mean: ArrayLike, x: ArrayLike, *, scale: ArrayLike = 1.0,
+def gaussian_log_likelihood(mean: ArrayLike,
+                            x: ArrayLike,
+                            *,
+                            scale: ArrayLike = 1.0,
                             event_ndim: int = 3) -> Array:
   """Gaussian decoder log-likelihood ``log p(x|z) = sum log N(x; mean, scale^2)``.
 
@@ -108,8 +111,7 @@ def sum_squared_error(pred: ArrayLike, x: ArrayLike, *, event_ndim: int = 3) -> 
   latent at beta = 0.01) are plausible: the per-pixel mean of a VAE that good is ~0.01.
   """
   per_element = jnp.square(jnp.asarray(pred) - jnp.asarray(x))
-  return jnp.sum(per_element,
-                 axis=_event_axes(per_element.shape, event_ndim, "sum_squared_error"))
+  return jnp.sum(per_element, axis=_event_axes(per_element.shape, event_ndim, "sum_squared_error"))
 
 
 def kl_warmup(step: ArrayLike, *, warmup_steps: ArrayLike) -> Array:
@@ -194,8 +196,7 @@ def elbo(log_likelihood: ArrayLike, kl: ArrayLike, *, beta: ArrayLike = 1.0) -> 
   return log_likelihood - beta * kl
 
 
-def iwae_bound(log_likelihood: ArrayLike, log_prior: ArrayLike,
-               log_posterior: ArrayLike) -> Array:
+def iwae_bound(log_likelihood: ArrayLike, log_prior: ArrayLike, log_posterior: ArrayLike) -> Array:
   """Importance-weighted bound ``L_k = log (1/k) sum_i p(x, z_i) / q(z_i|x)``, ``z_i ~ q``.
 
   Burda, Grosse & Salakhutdinov 2016: ``L_1`` is the ELBO, ``L_k <= L_{k+1} <= log p(x)``

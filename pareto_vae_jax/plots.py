@@ -107,7 +107,8 @@ def training_curves(records: Sequence[Mapping[str, float]], path: str) -> str:
     if missing:
       raise ValueError(f"training_curves: records[{i}] lacks {sorted(missing)}; every record needs "
                        "'epoch', 'recon' and 'kl'.")
-  epoch, recon, kl = (np.array([r[k] for r in records], np.float64) for k in ("epoch", "recon", "kl"))
+  epoch, recon, kl = (
+      np.array([r[k] for r in records], np.float64) for k in ("epoch", "recon", "kl"))
   # The ratio is undefined where the KL has collapsed to 0; leave a gap there.
   ratio = np.divide(recon, kl, out=np.full_like(recon, np.nan), where=kl > 0)
   with _figure(path, 1, 3, (3 * _PANEL[0], _PANEL[1])) as (fig, axes):
@@ -162,8 +163,13 @@ def pca_2d(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return centred @ components.T, (var[:2] / total if total > 0 else np.zeros(2))
 
 
-def latent_scatter(codes: np.ndarray, labels: np.ndarray | None, path: str, *, title: str,
-                   axis_label: str = "z", max_points: int = 5000) -> str:
+def latent_scatter(codes: np.ndarray,
+                   labels: np.ndarray | None,
+                   path: str,
+                   *,
+                   title: str,
+                   axis_label: str = "z",
+                   max_points: int = 5000) -> str:
   """2-D scatter of latent codes coloured by class.
 
   Codes wider than two are projected with ``pca_2d`` (computed on all codes) and the axes
@@ -206,12 +212,22 @@ def latent_scatter(codes: np.ndarray, labels: np.ndarray | None, path: str, *, t
         from matplotlib.lines import Line2D
         cmap = matplotlib.colormaps["tab10"]
         ax.scatter(xy[:, 0], xy[:, 1], c=cmap(index), s=4, alpha=0.6, linewidths=0)
-        handles = [Line2D([], [], ls="", marker="o", color=cmap(i), label=str(c))
-                   for i, c in enumerate(classes)]
-        ax.legend(handles=handles, title="class", loc="upper left", bbox_to_anchor=(1.01, 1),
+        handles = [
+            Line2D([], [], ls="", marker="o", color=cmap(i), label=str(c))
+            for i, c in enumerate(classes)
+        ]
+        ax.legend(handles=handles,
+                  title="class",
+                  loc="upper left",
+                  bbox_to_anchor=(1.01, 1),
                   borderaxespad=0)
       else:
-        points = ax.scatter(xy[:, 0], xy[:, 1], c=labels[order], cmap="viridis", s=4, alpha=0.6,
+        points = ax.scatter(xy[:, 0],
+                            xy[:, 1],
+                            c=labels[order],
+                            cmap="viridis",
+                            s=4,
+                            alpha=0.6,
                             linewidths=0)
         fig.colorbar(points, ax=ax, label="class")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
@@ -219,9 +235,14 @@ def latent_scatter(codes: np.ndarray, labels: np.ndarray | None, path: str, *, t
   return path
 
 
-def image_grid(images: np.ndarray, path: str, *, title: str,
-               row_labels: Sequence[str] | None = None, col_labels: Sequence[str] | None = None,
-               vmin: float = 0.0, vmax: float = 1.0) -> str:
+def image_grid(images: np.ndarray,
+               path: str,
+               *,
+               title: str,
+               row_labels: Sequence[str] | None = None,
+               col_labels: Sequence[str] | None = None,
+               vmin: float = 0.0,
+               vmax: float = 1.0) -> str:
   """An R x C grid of grayscale images with optional row and column labels.
 
   Used for latent traversals, interpolations, class-conditional samples and style transfer.
@@ -256,10 +277,13 @@ def image_grid(images: np.ndarray, path: str, *, title: str,
   cell = min(1.0, 12.0 / cols, 12.0 / rows)  # inches per image along its longer side
   scale = cell / max(h, w)
   import matplotlib
-  with _figure(path, 1, 1, (cols * (w + gap) * scale + 1.5, rows * (h + gap) * scale + 0.8)) as (
-      fig, axes):
+  with _figure(path, 1, 1,
+               (cols * (w + gap) * scale + 1.5, rows * (h + gap) * scale + 0.8)) as (fig, axes):
     ax = axes[0, 0]
-    ax.imshow(grid, cmap=matplotlib.colormaps["gray"].with_extremes(bad="white"), vmin=vmin, vmax=vmax,
+    ax.imshow(grid,
+              cmap=matplotlib.colormaps["gray"].with_extremes(bad="white"),
+              vmin=vmin,
+              vmax=vmax,
               interpolation="nearest")
     ax.set_title(title)
     ax.set_xticks([c * (w + gap) + (w - 1) / 2 for c in range(cols)] if col_labels else [],
@@ -286,9 +310,12 @@ def _bin_edges(grid: np.ndarray, log_x: bool, bins: int) -> np.ndarray:
   return np.geomspace(lo, hi, bins + 1) if log_x else np.linspace(lo, hi, bins + 1)
 
 
-def histogram_vs_density(samples: np.ndarray, grid: np.ndarray, density: np.ndarray,
-                         log_x: bool, *, bins: int = _BINS
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def histogram_vs_density(samples: np.ndarray,
+                         grid: np.ndarray,
+                         density: np.ndarray,
+                         log_x: bool,
+                         *,
+                         bins: int = _BINS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """A histogram of samples over the grid's range and the density it should match.
 
   Heights are normalised by the total number of samples, so they estimate the density itself
@@ -330,7 +357,11 @@ def _draw_density_panel(ax, panel: Mapping[str, Any]) -> None:
   _, heights, _ = histogram_vs_density(samples, grid, density, log_x)
   outside = np.mean(~((samples >= edges[0]) & (samples <= edges[-1])))
   curve = grid * density if log_x else density
-  ax.stairs(heights, edges, fill=True, alpha=0.45, color="C0",
+  ax.stairs(heights,
+            edges,
+            fill=True,
+            alpha=0.45,
+            color="C0",
             label=f"{samples.size:,} samples ({outside:.1%} outside)")
   ax.plot(grid, curve, color="C3", lw=1.6, label="true density")
   if log_x:
@@ -343,7 +374,10 @@ def _draw_density_panel(ax, panel: Mapping[str, Any]) -> None:
   _legend_on_headroom(ax, max(heights.max(), np.nanmax(curve)))
 
 
-def density_panels(panels: Sequence[Mapping[str, Any]], path: str, *, title: str,
+def density_panels(panels: Sequence[Mapping[str, Any]],
+                   path: str,
+                   *,
+                   title: str,
                    ncols: int = 3) -> str:
   """Histograms of samples against their true density, one panel each.
 
@@ -369,8 +403,10 @@ def density_panels(panels: Sequence[Mapping[str, Any]], path: str, *, title: str
   return path
 
 
-def family_gallery(path: str, *, key: jax.Array | None = None, num_samples: int = 20_000
-                   ) -> tuple[str, list[tuple[str, dict[str, float]]]]:
+def family_gallery(path: str,
+                   *,
+                   key: jax.Array | None = None,
+                   num_samples: int = 20_000) -> tuple[str, list[tuple[str, dict[str, float]]]]:
   """Samples against the true density for every registered family, one row per family.
 
   Each family is drawn at three illustrative parameter settings (``_GALLERY_SETTINGS``); a
@@ -391,8 +427,8 @@ def family_gallery(path: str, *, key: jax.Array | None = None, num_samples: int 
   rows = []
   for name in D.family_names():
     info = D.family_info(name)
-    settings = _GALLERY_SETTINGS.get(name) or (
-        tuple(float(p) for p in info.standard_prior(()).params),)
+    settings = _GALLERY_SETTINGS.get(name) or (tuple(
+        float(p) for p in info.standard_prior(()).params),)
     rows.append((name, info, settings))
   ncols = max(len(settings) for _, _, settings in rows)
   plotted = []
@@ -410,8 +446,8 @@ def family_gallery(path: str, *, key: jax.Array | None = None, num_samples: int 
         grid = np.geomspace(lo, hi, 400) if log_x else np.linspace(lo, hi, 400)
         density = np.exp(np.asarray(D.log_prob(dist, grid)))
         label = f"{name}: " + ", ".join(f"{k}={v:g}" for k, v in params.items())
-        _draw_density_panel(axes[r, c], dict(samples=samples, grid=grid, density=density,
-                                             label=label, log_x=log_x))
+        _draw_density_panel(
+            axes[r, c], dict(samples=samples, grid=grid, density=density, label=label, log_x=log_x))
         plotted.append((name, params))
     fig.suptitle("Samples (rsample) against the true density (exp log_prob)")
   return path, plotted
@@ -422,7 +458,10 @@ def _wants_log_axis(values: np.ndarray) -> bool:
   return values.size > 0 and values.min() > 0 and values.max() / values.min() > 100
 
 
-def parameter_histograms(params: Mapping[str, np.ndarray], path: str, *, title: str,
+def parameter_histograms(params: Mapping[str, np.ndarray],
+                         path: str,
+                         *,
+                         title: str,
                          ncols: int = 4) -> str:
   """Histograms of predicted distribution parameters (e.g. the encoder's over a test set).
 

@@ -90,10 +90,18 @@ class Progress:
   Also a context manager whose exit calls ``close``.
   """
 
-  def __init__(self, total: int, label: str, *, every_seconds: float = 10.0,
-               stream: TextIO | None = None, enabled: bool = True,
-               clock: Callable[[], float] = time.monotonic, unit: str = "it",
-               initial: int = 0, live: bool | None = None, live_seconds: float = 0.5):
+  def __init__(self,
+               total: int,
+               label: str,
+               *,
+               every_seconds: float = 10.0,
+               stream: TextIO | None = None,
+               enabled: bool = True,
+               clock: Callable[[], float] = time.monotonic,
+               unit: str = "it",
+               initial: int = 0,
+               live: bool | None = None,
+               live_seconds: float = 0.5):
     if total < 0:
       raise ValueError(f"Progress total must be >= 0; got {total}.")
     self.total = total
@@ -136,8 +144,10 @@ class Progress:
     width = len(str(self.total))
     percent = 100.0 * self.done / self.total if self.total else 100.0
     rate = self.rate()
-    parts = [self.label, f"{self.done:>{width}}/{self.total}", f"{percent:5.1f}%",
-             f"{'?' if rate is None else _format_rate(rate)} {self.unit}/s"]
+    parts = [
+        self.label, f"{self.done:>{width}}/{self.total}", f"{percent:5.1f}%",
+        f"{'?' if rate is None else _format_rate(rate)} {self.unit}/s"
+    ]
     if self.done >= self.total:
       parts.append(f"done in {format_duration(self._now - self._start)}")
     else:
@@ -161,8 +171,7 @@ class Progress:
     if self.done >= self.total:
       self._finished = True
       self._print()
-    elif self._now - self._last_print >= (self._live_seconds if self.live else
-                                          self.every_seconds):
+    elif self._now - self._last_print >= (self._live_seconds if self.live else self.every_seconds):
       self._print()
     else:
       self._printed_latest = False

@@ -26,10 +26,15 @@ from pareto_vae_jax import vae
 def format_config(config, width: int = 100) -> str:
   """The config as ``field=value`` pairs in sorted order, wrapped to ``width`` columns."""
   import textwrap
-  pairs = [f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"
-           for k, v in sorted(config.to_dict().items())]
-  return textwrap.fill(" ".join(pairs), width, initial_indent="config: ",
-                       subsequent_indent="  ", break_on_hyphens=False)
+  pairs = [
+      f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"
+      for k, v in sorted(config.to_dict().items())
+  ]
+  return textwrap.fill(" ".join(pairs),
+                       width,
+                       initial_indent="config: ",
+                       subsequent_indent="  ",
+                       break_on_hyphens=False)
 
 
 def _write_atomic(path: str, text: str) -> None:
@@ -108,8 +113,8 @@ class MetricWriter:
     values = np.asarray(values, np.float64).ravel()
     finite = values[np.isfinite(values)]
     if finite.size < values.size:
-      logging.warning("Histogram '%s' at step %d: %d of %d values are not finite; left out.",
-                      tag, step, values.size - finite.size, values.size)
+      logging.warning("Histogram '%s' at step %d: %d of %d values are not finite; left out.", tag,
+                      step, values.size - finite.size, values.size)
     if finite.size:
       self._tb.add_histogram(tag, finite, step)
 
@@ -121,8 +126,7 @@ class MetricWriter:
     tab reads from the same tags, ``<split>/<name>``; write them too.
     """
     from tensorboardX.summary import hparams as hparams_summaries
-    values = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
-              for k, v in hparams.items()}
+    values = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in hparams.items()}
     tags = {f"{split}/{name}": float(value) for name, value in metrics.items()}
     for summary in hparams_summaries(values, tags):  # experiment, session start, session end
       self._tb.file_writer.add_summary(summary)
@@ -151,9 +155,10 @@ def _drop_lines_after(path: str, step: int) -> None:
     except (ValueError, KeyError, TypeError):
       pass  # torn or foreign: dropped
   if len(kept) < len(lines):
-    logging.warning("Dropping %d lines of %s written after step %d (or torn): the run resumes "
-                    "from its checkpoint at step %d and writes them again.",
-                    len(lines) - len(kept), path, step, step)
+    logging.warning(
+        "Dropping %d lines of %s written after step %d (or torn): the run resumes "
+        "from its checkpoint at step %d and writes them again.",
+        len(lines) - len(kept), path, step, step)
     _write_atomic(path, "".join(kept))
 
 
@@ -232,15 +237,17 @@ def image_grids(spec: vae.VAESpec, params, ds, seed: int) -> dict[str, np.ndarra
   # 50 encoded although 20 are shown: the draws (split(key, 50)) of the earlier PNGs.
   n = min(50, len(ds.test_x))
   classes = spec.num_classes or 1
-  x, recon, samples = _image_fn(spec, seed)(
-      params, jnp.asarray(ds.test_x[:n]), jnp.asarray(ds.test_y[:n]),
-      jnp.repeat(jnp.arange(classes), 10))
+  x, recon, samples = _image_fn(spec, seed)(params, jnp.asarray(ds.test_x[:n]),
+                                            jnp.asarray(ds.test_y[:n]),
+                                            jnp.repeat(jnp.arange(classes), 10))
   x, recon = np.asarray(x), _to_pixels(recon, spec.likelihood)
   cols = min(10, n)
   pairs = min(2, n // cols)
   rows = [a[i * cols:(i + 1) * cols] for i in range(pairs) for a in (x, recon)]
-  return {"reconstructions": tile(np.clip(np.concatenate(rows), 0, 1), 2 * pairs, cols),
-          "samples": tile(_to_pixels(samples, spec.likelihood), classes, 10)}
+  return {
+      "reconstructions": tile(np.clip(np.concatenate(rows), 0, 1), 2 * pairs, cols),
+      "samples": tile(_to_pixels(samples, spec.likelihood), classes, 10)
+  }
 
 
 @functools.cache
@@ -261,7 +268,12 @@ def _histogram_fn(spec: vae.VAESpec, seed: int) -> Callable:
   return jit(draw)
 
 
-def latent_histograms(spec: vae.VAESpec, params, ds, seed: int, *, num_examples: int = 512,
+def latent_histograms(spec: vae.VAESpec,
+                      params,
+                      ds,
+                      seed: int,
+                      *,
+                      num_examples: int = 512,
                       num_dims: int = 8) -> dict[str, np.ndarray]:
   """Values to histogram: the posterior's parameters and latent draws on fixed test examples.
 
@@ -288,16 +300,19 @@ def latent_histograms(spec: vae.VAESpec, params, ds, seed: int, *, num_examples:
     ``prior/z``: one prior draw per example, with its label for a conditional model, ``[N, D]``.
   """
   n = min(num_examples, len(ds.test_x))
-  q, z_q, z_p = jax.device_get(_histogram_fn(spec, seed)(
-      params, jnp.asarray(ds.test_x[:n]), jnp.asarray(ds.test_y[:n])))
+  q, z_q, z_p = jax.device_get(
+      _histogram_fn(spec, seed)(params, jnp.asarray(ds.test_x[:n]), jnp.asarray(ds.test_y[:n])))
   if joint.is_joint(q):  # full covariance, flows: real draws; loc and scales per dimension
     z = "z"
     values = {f"posterior/{name}": np.asarray(v) for name, v in joint.per_dim_params(q).items()}
   else:
     z = "log_z" if D.family_info(spec.latent).rsample_log is not None else "z"
     not_predicted = set(dict(spec.fixed)) - set(dict(spec.posterior_lower_bounds))
-    values = {f"posterior/{name}": np.asarray(v)
-              for name, v in zip(q.param_names, q.params) if name not in not_predicted}
+    values = {
+        f"posterior/{name}": np.asarray(v)
+        for name, v in zip(q.param_names, q.params)
+        if name not in not_predicted
+    }
   values[f"latent/{z}"] = np.asarray(z_q)
   for d in range(min(num_dims, z_q.shape[-1])):
     values[f"latent/{z}_dim{d}"] = np.asarray(z_q[:, d])

@@ -63,8 +63,12 @@ class TrainState:
 # The train step.
 
 
-def make_train_step(spec: vae.VAESpec, tx: optax.GradientTransformation, config, *,
-                    steps_per_epoch: int, axis_name: str | None = None) -> Callable:
+def make_train_step(spec: vae.VAESpec,
+                    tx: optax.GradientTransformation,
+                    config,
+                    *,
+                    steps_per_epoch: int,
+                    axis_name: str | None = None) -> Callable:
   """Builds the pure step ``(state, batch, key) -> (state, metrics)``.
 
   The config's training fields are read here, once; the step itself sees plain numbers.
@@ -86,8 +90,13 @@ def make_train_step(spec: vae.VAESpec, tx: optax.GradientTransformation, config,
     # (``VAESpec.loss_scale``); the reported ELBO has beta = 1 and the plain KL.
     loss = -spec.loss_scale * objectives.elbo(log_lik, kl_objective, beta=beta)
     kl = jnp.sum(kl_dim_mean)
-    return loss, {"loss": loss, "recon": -log_lik, "kl": kl,
-                  "elbo": objectives.elbo(log_lik, kl), "beta": beta}
+    return loss, {
+        "loss": loss,
+        "recon": -log_lik,
+        "kl": kl,
+        "elbo": objectives.elbo(log_lik, kl),
+        "beta": beta
+    }
 
   def train_step(state: TrainState, batch: Batch, key: Array) -> tuple[TrainState, dict]:
     key = jax.random.fold_in(key, state.step)
@@ -113,8 +122,10 @@ def init_state(spec: vae.VAESpec, tx, config) -> TrainState:
   rng = jax.random.key(config.seed)
   # Initialization draws from its own stream, separate from the per-step fold_in(rng, step).
   params = spec.init(jax.random.split(rng)[1])
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    opt_state=jit(tx.init)(params), rng=rng)
+  return TrainState(step=jnp.zeros((), jnp.int32),
+                    params=params,
+                    opt_state=jit(tx.init)(params),
+                    rng=rng)
 
 
 def _run_steps(body: Callable, state, xs, straight_line: bool):
@@ -137,8 +148,7 @@ def _run_steps(body: Callable, state, xs, straight_line: bool):
   return state, jax.tree.map(lambda *ms: jnp.stack(ms), *metrics)
 
 
-def make_chunk_runner(train_step: Callable, mesh: Mesh, *, straight_line: bool = False
-                      ) -> Callable:
+def make_chunk_runner(train_step: Callable, mesh: Mesh, *, straight_line: bool = False) -> Callable:
   """jit of n steps over ``indices[n, B]`` in one dispatch (a scan, or ``straight_line``).
 
   The data stays on device (replicated); each step gathers its batch and constrains it to be
@@ -147,6 +157,7 @@ def make_chunk_runner(train_step: Callable, mesh: Mesh, *, straight_line: bool =
   batch_sharding = NamedSharding(mesh, P("data"))
 
   def run(state, data, indices):
+
     def body(state, idx):
       batch = {"x": data["x"][idx], "y": data["y"][idx], "index": idx}
       batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
@@ -157,8 +168,10 @@ def make_chunk_runner(train_step: Callable, mesh: Mesh, *, straight_line: bool =
   return jit(run, donate_argnums=0)
 
 
-def make_fed_chunk_runner(train_step: Callable, mesh: Mesh, *, straight_line: bool = False
-                          ) -> Callable:
+def make_fed_chunk_runner(train_step: Callable,
+                          mesh: Mesh,
+                          *,
+                          straight_line: bool = False) -> Callable:
   """Like ``make_chunk_runner``, for several processes: ``run(state, batches)``.
 
   ``batches`` holds the chunk's global batches, ``[n, B, ...]`` split over the mesh's ``data``
@@ -195,8 +208,7 @@ def fit(config: ml_collections.ConfigDict, workdir: str):
                      "filesystem. Mount the bucket on every host (e.g. gcsfuse, or an NFS / "
                      "Filestore share) and pass the mount point, e.g. --workdir=/mnt/runs/x.")
   os.makedirs(workdir, exist_ok=True)
-  ds = data_lib.load_dataset(config.dataset, seed=config.seed,
-                             data_dir=config.get("data_dir", ""))
+  ds = data_lib.load_dataset(config.dataset, seed=config.seed, data_dir=config.get("data_dir", ""))
   mesh = multihost.global_mesh()
   spec = checks.check_config(config, ds, mesh.size)
   multihost.say(vae.describe_kl(spec))
@@ -207,12 +219,19 @@ def fit(config: ml_collections.ConfigDict, workdir: str):
   if jax.process_count() > 1:  # restore into (and train from) arrays that span all processes
     state = multihost.replicate(jax.device_get(state), mesh)
   # What loading the model needs besides its config (``trained.load``, without the data).
-  meta = {"config": config.to_dict(), "steps_per_epoch": steps_per_epoch,
-          "input_shape": list(spec.input_shape), "num_classes": ds.num_classes}
+  meta = {
+      "config": config.to_dict(),
+      "steps_per_epoch": steps_per_epoch,
+      "input_shape": list(spec.input_shape),
+      "num_classes": ds.num_classes
+  }
   compat = tuple(f"config.{k}" for k in MODEL_KEYS)
 
-  checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), state, meta,
-                                       model_keys=compat, max_to_keep=config.keep_checkpoints)
+  checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                       state,
+                                       meta,
+                                       model_keys=compat,
+                                       max_to_keep=config.keep_checkpoints)
   try:
     restored = checkpointer.restored
     # The config as run, once the workdir's checkpoints are known to be of this model (else
@@ -225,8 +244,8 @@ def fit(config: ml_collections.ConfigDict, workdir: str):
       logging.info("Resumed from the checkpoint at step %d in %s.", step, workdir)
       multihost.say(f"Resumed from checkpoint at step {step} in {workdir}")
     if int(state.step) < total_steps:
-      state = _train(config, ds, spec, tx, state, mesh, checkpointer, workdir,
-                     steps_per_epoch, meta)
+      state = _train(config, ds, spec, tx, state, mesh, checkpointer, workdir, steps_per_epoch,
+                     meta)
   finally:
     checkpointer.close()
   return state, spec, ds
@@ -249,9 +268,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   params = jax.device_get(state.params)
   eval_fn = vae.make_eval_fn(spec, config.iwae_samples)
-  results = vae.evaluate(eval_fn, params, ds.test_x, ds.test_y, config.eval_batch_size,
-                     jax.random.fold_in(jax.random.key(config.seed), 2**30),
-                     progress=multihost.is_primary())
+  results = vae.evaluate(eval_fn,
+                         params,
+                         ds.test_x,
+                         ds.test_y,
+                         config.eval_batch_size,
+                         jax.random.fold_in(jax.random.key(config.seed), 2**30),
+                         progress=multihost.is_primary())
   results["step"] = step
   results["finished"] = step >= total_steps
   if not multihost.is_primary():
@@ -306,8 +329,11 @@ def _train(config, ds, spec, tx, state, mesh, checkpointer, workdir, steps_per_e
   writer = reporting.MetricWriter(workdir, resume_step=int(state.step)) if primary else None
   # Chunks are a fraction of an epoch (``steps_per_dispatch``): the progress line, with the
   # run's ETA, moves inside every epoch; live on a terminal, else a line every 10 s.
-  progress = progress_lib.Progress(total_steps, "train", initial=int(state.step),
-                                   enabled=primary, unit="steps")
+  progress = progress_lib.Progress(total_steps,
+                                   "train",
+                                   initial=int(state.step),
+                                   enabled=primary,
+                                   unit="steps")
   window = interrupts.profile_window(config, int(state.step))
   preemption = interrupts.PreemptionWatch(checkpointer).install()
   try:
@@ -356,8 +382,11 @@ def _train(config, ds, spec, tx, state, mesh, checkpointer, workdir, steps_per_e
 
 def _check_finite(metrics: dict, step: int) -> None:
   if not all(np.isfinite(v).all() for v in metrics.values()):
-    bad = {k: float(np.asarray(v)[~np.isfinite(v)][0]) for k, v in metrics.items()
-           if not np.isfinite(v).all()}
+    bad = {
+        k: float(np.asarray(v)[~np.isfinite(v)][0])
+        for k, v in metrics.items()
+        if not np.isfinite(v).all()
+    }
     raise FloatingPointError(
         f"Non-finite training metrics at step {step}: {bad}. Lower --config.learning_rate, "
         "or start the posteriors narrower with --config.head_init_scale=0.01 (for inputs "
@@ -368,15 +397,20 @@ def _report_epoch(config, ds, spec, state, writer, progress, epoch: int, epoch_m
                   elapsed: float, steps_per_epoch: int) -> None:
   """The epoch's line, its scalars and (every ``summary_every_epochs``) images and histograms."""
   step, total_steps = int(state.step), steps_per_epoch * config.num_epochs
-  summary = {k: float(np.mean(np.concatenate([np.ravel(m[k]) for m in epoch_metrics])))
-             for k in epoch_metrics[0]}
+  summary = {
+      k: float(np.mean(np.concatenate([np.ravel(m[k]) for m in epoch_metrics])))
+      for k in epoch_metrics[0]
+  }
   steps_run = sum(len(m["loss"]) for m in epoch_metrics)
   rate = steps_run / max(elapsed, 1e-9)
   # After a mid-epoch resume the summary covers only the steps this process ran.
   partial = (f"  (last {steps_run} of {steps_per_epoch} steps: resumed mid-epoch)"
              if steps_run < steps_per_epoch else "")
-  writer.write_scalars(step, {"epoch": epoch + 1, **summary, "steps_per_sec": rate,
-                              "steps_averaged": steps_run}, "train")
+  writer.write_scalars(step, {
+      "epoch": epoch + 1,
+      **summary, "steps_per_sec": rate,
+      "steps_averaged": steps_run
+  }, "train")
   every = config.get("summary_every_epochs", 1)
   if every and ((epoch + 1) % every == 0 or step >= total_steps):
     # Images and latent histograms in TensorBoard (host copies of the replicated params).
@@ -399,13 +433,11 @@ def make_trainer_runner(config, ds: data_lib.Dataset, train_step: Callable, stat
     replicated = NamedSharding(mesh, P())
     state = jax.device_put(state, replicated)
     data = jax.device_put({"x": ds.train_x, "y": ds.train_y}, replicated)
-    run_indices = make_chunk_runner(train_step, mesh,
+    run_indices = make_chunk_runner(train_step,
+                                    mesh,
                                     straight_line=chunks.uses_straight_line(config))
     return state, lambda state, idx: run_indices(state, data, jnp.asarray(idx))
   # Several processes: each puts only its own share of every global batch on its devices.
-  run_fed = make_fed_chunk_runner(train_step, mesh,
-                                  straight_line=chunks.uses_straight_line(config))
+  run_fed = make_fed_chunk_runner(train_step, mesh, straight_line=chunks.uses_straight_line(config))
   sources = {"x": ds.train_x, "y": ds.train_y}
   return state, lambda state, idx: run_fed(state, multihost.global_batch(idx, sources, mesh))
-
-

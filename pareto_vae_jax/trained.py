@@ -101,7 +101,12 @@ class TrainedVAE:
     """Per-example ELBO (nats; the trainer's key by default, so its mean is the run's figure)."""
     return self._eval(x, y, 1, key, batch_size)["elbo"]
 
-  def iwae(self, x, y=None, k: int = 64, *, key: Array | None = None,
+  def iwae(self,
+           x,
+           y=None,
+           k: int = 64,
+           *,
+           key: Array | None = None,
            batch_size: int | None = None) -> np.ndarray:
     """Per-example IWAE bound with ``k`` importance samples (a lower bound on log p(x))."""
     batch_size = batch_size or max(1, min(500, 32768 // k))
@@ -135,31 +140,37 @@ def _encode_fn(spec):
 
 @functools.cache
 def _decode_fn(spec):
+
   def decode(params, z, y):
-    positive = not joint.is_joint_family(spec.latent) and (
-        D.family_info(spec.latent).rsample_log is not None)
+    positive = not joint.is_joint_family(spec.latent) and (D.family_info(spec.latent).rsample_log
+                                                           is not None)
     z_in = jnp.log(z) if positive and spec.decode_log else z
     return _means(spec, vae_lib.decode(spec, params, z_in, y))
+
   return jit(decode)
 
 
 @functools.cache
 def _reconstruct_fn(spec):
+
   def reconstruct(params, x, y, key):
     q = vae_lib.encode(spec, params, x, y)
     z, in_log = vae_lib.draw(jax.random.split(key, x.shape[0]), q)
     z_in = vae_lib.decoder_input(z, in_log, spec.decode_log)
     return _means(spec, vae_lib.decode(spec, params, z_in, y))
+
   return jit(reconstruct)
 
 
 @functools.cache
 def _sample_fn(spec, n: int):
+
   def sample(params, key, labels):
     p = vae_lib.prior(spec, params, labels, n)
     z, in_log = vae_lib.draw(jax.random.split(key, n), p)
     z_in = vae_lib.decoder_input(z, in_log, spec.decode_log)
     return _means(spec, vae_lib.decode(spec, params, z_in, labels))
+
   return jit(sample)
 
 
@@ -187,15 +198,18 @@ def load(workdir: str) -> TrainedVAE:
   if restored is None:
     raise missing
   state, _, step = restored
-  return TrainedVAE(spec=spec, params=jax.device_get(state.params), config=config,
-                    step=int(step), workdir=workdir)
+  return TrainedVAE(spec=spec,
+                    params=jax.device_get(state.params),
+                    config=config,
+                    step=int(step),
+                    workdir=workdir)
 
 
 def spec_of(config, meta: dict) -> vae_lib.VAESpec:
   """The spec of a saved run: shapes from its metadata, or from its dataset (older runs)."""
   if "input_shape" in meta:
-    return vae_lib.VAESpec.from_config(config, input_shape=tuple(meta["input_shape"]),
+    return vae_lib.VAESpec.from_config(config,
+                                       input_shape=tuple(meta["input_shape"]),
                                        num_classes=meta["num_classes"])
-  ds = data_lib.load_dataset(config.dataset, seed=config.seed,
-                             data_dir=config.get("data_dir", ""))
+  ds = data_lib.load_dataset(config.dataset, seed=config.seed, data_dir=config.get("data_dir", ""))
   return vae_lib.VAESpec.from_config(config, ds)

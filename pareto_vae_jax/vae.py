@@ -47,11 +47,10 @@ LIKELIHOODS = ("bernoulli", "gaussian", "mse", "sse")
 # The config fields that define the model (``VAESpec.from_config``) and its draws (the seed):
 # a checkpoint saved under other values cannot be resumed (``checkpoint``), and they head
 # TensorBoard's HParams.
-MODEL_KEYS = ("dataset", "latent", "conditional", "prior", "latent_dim", "architecture",
-              "hidden", "upsampling", "decoder_input", "pareto_alpha0", "pareto_scale",
-              "likelihood", "noise", "noise_channels", "pareto_posterior_scale",
-              "prior_components", "flow_layers", "iaf_steps", "iaf_hidden", "iaf_context",
-              "seed")
+MODEL_KEYS = ("dataset", "latent", "conditional", "prior", "latent_dim", "architecture", "hidden",
+              "upsampling", "decoder_input", "pareto_alpha0", "pareto_scale", "likelihood", "noise",
+              "noise_channels", "pareto_posterior_scale", "prior_components", "flow_layers",
+              "iaf_steps", "iaf_hidden", "iaf_context", "seed")
 
 
 def _pairs(mapping) -> tuple[tuple[str, Any], ...]:
@@ -103,46 +102,63 @@ class VAESpec:
   noise_channels: int = 0
 
   @classmethod
-  def from_config(cls, config, ds: data_lib.Dataset | None = None, *,
+  def from_config(cls,
+                  config,
+                  ds: data_lib.Dataset | None = None,
+                  *,
                   input_shape: tuple[int, ...] | None = None,
                   num_classes: int | None = None) -> VAESpec:
     """The spec of ``config``'s model for the data ``ds`` (or its ``input_shape`` and classes)."""
     if ds is not None:
       input_shape, num_classes = tuple(ds.input_shape), ds.num_classes
     fixed, prior_kwargs = _latent_hyper(config)
-    return cls(
-        latent=config.latent, latent_dim=int(config.latent_dim),
-        num_classes=int(num_classes) if config.conditional else 0,
-        input_shape=tuple(input_shape), architecture=config.architecture,
-        hidden=tuple(config.hidden), upsampling=config.upsampling, prior=config.prior,
-        prior_components=int(config.get("prior_components", 10)), fixed=_pairs(fixed),
-        posterior_lower_bounds=_pairs(_posterior_lower_bounds(config)),
-        standard_prior_kwargs=_pairs(prior_kwargs),
-        joint_options=_pairs({name: int(config.get(name, default)) for name, default in
-                              (("flow_layers", 8), ("iaf_steps", 2), ("iaf_hidden", 128),
-                               ("iaf_context", 16))}),
-        head_init_scale=float(config.get("head_init_scale", 1.0)),
-        weight_init=config.get("weight_init", "fan_in_uniform"),
-        dtype=_dtype_name(config.get("dtype", "float32")),
-        decode_log=_decode_log(config.latent, config.decoder_input),
-        likelihood=_likelihood(config.likelihood),
-        gaussian_scale=float(config.get("gaussian_scale", 1.0)),
-        binarize=bool(config.get("binarize", False)), noise=_noise(config.get("noise", "none")),
-        noise_scale=float(config.get("noise_scale", 0.2)),
-        noise_channels=int(config.get("noise_channels", 0)))
+    return cls(latent=config.latent,
+               latent_dim=int(config.latent_dim),
+               num_classes=int(num_classes) if config.conditional else 0,
+               input_shape=tuple(input_shape),
+               architecture=config.architecture,
+               hidden=tuple(config.hidden),
+               upsampling=config.upsampling,
+               prior=config.prior,
+               prior_components=int(config.get("prior_components", 10)),
+               fixed=_pairs(fixed),
+               posterior_lower_bounds=_pairs(_posterior_lower_bounds(config)),
+               standard_prior_kwargs=_pairs(prior_kwargs),
+               joint_options=_pairs({
+                   name: int(config.get(name, default))
+                   for name, default in (("flow_layers", 8), ("iaf_steps", 2), ("iaf_hidden", 128),
+                                         ("iaf_context", 16))
+               }),
+               head_init_scale=float(config.get("head_init_scale", 1.0)),
+               weight_init=config.get("weight_init", "fan_in_uniform"),
+               dtype=_dtype_name(config.get("dtype", "float32")),
+               decode_log=_decode_log(config.latent, config.decoder_input),
+               likelihood=_likelihood(config.likelihood),
+               gaussian_scale=float(config.get("gaussian_scale", 1.0)),
+               binarize=bool(config.get("binarize", False)),
+               noise=_noise(config.get("noise", "none")),
+               noise_scale=float(config.get("noise_scale", 0.2)),
+               noise_channels=int(config.get("noise_channels", 0)))
 
   @functools.cached_property
   def model(self) -> models.VAE:
     """The Flax module."""
-    return models.VAE(
-        family=self.latent, latent_dim=self.latent_dim, num_classes=self.num_classes,
-        input_shape=self.input_shape, architecture=self.architecture, hidden=self.hidden,
-        upsampling=self.upsampling, prior=self.prior, fixed=dict(self.fixed),
-        posterior_lower_bounds=dict(self.posterior_lower_bounds),
-        prior_components=self.prior_components,
-        standard_prior_kwargs=dict(self.standard_prior_kwargs),
-        head_init_scale=self.head_init_scale, joint_options=dict(self.joint_options),
-        dtype=jnp.dtype(self.dtype), weight_init=self.weight_init)
+    return models.VAE(family=self.latent,
+                      latent_dim=self.latent_dim,
+                      num_classes=self.num_classes,
+                      input_shape=self.input_shape,
+                      architecture=self.architecture,
+                      hidden=self.hidden,
+                      upsampling=self.upsampling,
+                      prior=self.prior,
+                      fixed=dict(self.fixed),
+                      posterior_lower_bounds=dict(self.posterior_lower_bounds),
+                      prior_components=self.prior_components,
+                      standard_prior_kwargs=dict(self.standard_prior_kwargs),
+                      head_init_scale=self.head_init_scale,
+                      joint_options=dict(self.joint_options),
+                      dtype=jnp.dtype(self.dtype),
+                      weight_init=self.weight_init)
 
   @property
   def conditional(self) -> bool:
@@ -174,8 +190,12 @@ def _latent_hyper(config) -> tuple[dict[str, float], dict[str, float]]:
   x_m; ``learned`` lets the encoder predict x_q >= x_m (see ``_posterior_lower_bounds``).
   """
   if config.latent == "pareto":
-    return ({"scale": config.pareto_scale},
-            {"alpha": config.pareto_alpha0, "scale": config.pareto_scale})
+    return ({
+        "scale": config.pareto_scale
+    }, {
+        "alpha": config.pareto_alpha0,
+        "scale": config.pareto_scale
+    })
   fixed = dict(D.family_info(config.latent).latent_fixed)
   return fixed, dict(fixed)
 
@@ -340,7 +360,9 @@ def reconstruction_log_likelihood(spec: VAESpec, out: Array, x: Array) -> Array:
   if spec.likelihood == "bernoulli":
     return objectives.bernoulli_log_likelihood(out, x, event_ndim=event_ndim)
   if spec.likelihood == "gaussian":
-    return objectives.gaussian_log_likelihood(out, x, scale=spec.gaussian_scale,
+    return objectives.gaussian_log_likelihood(out,
+                                              x,
+                                              scale=spec.gaussian_scale,
                                               event_ndim=event_ndim)
   if spec.likelihood == "mse":
     return -objectives.mean_squared_error(out, x, event_ndim=event_ndim)
@@ -411,8 +433,10 @@ def terms(spec: VAESpec, params, batch: Batch, key: Array) -> dict[str, Array]:
   p = prior(spec, params, y, x.shape[0])
   r, in_log, log_q = sample_and_log_q(keys, q)
   out = decode(spec, params, decoder_input(r, in_log, spec.decode_log), y)
-  return {"log_lik": reconstruction_log_likelihood(spec, out, x),
-          "kl_dim": kl_terms(q, p, r, in_log, log_q)}
+  return {
+      "log_lik": reconstruction_log_likelihood(spec, out, x),
+      "kl_dim": kl_terms(q, p, r, in_log, log_q)
+  }
 
 
 def eval_terms(spec: VAESpec, params, batch: Batch, key: Array,
@@ -428,8 +452,12 @@ def eval_terms(spec: VAESpec, params, batch: Batch, key: Array,
   out = jax.vmap(lambda z: decode(spec, params, z, y))(decoder_input(r, in_log, spec.decode_log))
   log_lik = jax.vmap(lambda o: reconstruction_log_likelihood(spec, o, x))(out)
   kl = jnp.sum(t["kl_dim"], -1)
-  return {"elbo": t["log_lik"] - kl, "recon": -t["log_lik"], "kl": kl,
-          "iwae": objectives.iwae_bound(log_lik, log_p, log_q)}
+  return {
+      "elbo": t["log_lik"] - kl,
+      "recon": -t["log_lik"],
+      "kl": kl,
+      "iwae": objectives.iwae_bound(log_lik, log_p, log_q)
+  }
 
 
 @functools.cache
@@ -438,15 +466,23 @@ def make_eval_fn(spec: VAESpec, num_samples: int):
   return jit(functools.partial(eval_terms, spec, num_samples=num_samples))
 
 
-def evaluate(eval_fn: Callable, params, x: np.ndarray, y: np.ndarray, batch_size: int,
-             key: Array, *, progress: bool = False) -> dict[str, float]:
+def evaluate(eval_fn: Callable,
+             params,
+             x: np.ndarray,
+             y: np.ndarray,
+             batch_size: int,
+             key: Array,
+             *,
+             progress: bool = False) -> dict[str, float]:
   """Test metrics: means and standard errors over examples (the last partial batch included).
 
   With ``progress`` (and more than one batch), a line with the ETA at most every 10 s: IWAE
   with k = 1000 on 10k test digits takes minutes.
   """
   outputs: dict[str, list] = {}
-  bar = progress_lib.Progress(len(x), "  evaluate", unit="ex",
+  bar = progress_lib.Progress(len(x),
+                              "  evaluate",
+                              unit="ex",
                               enabled=progress and len(x) > batch_size)
   for start in range(0, len(x), batch_size):
     idx = np.arange(start, min(start + batch_size, len(x)))

@@ -17,14 +17,8 @@ import numpy as np
 
 # The registry's names, re-exported: a family file may register itself through ``base``.
 from pareto_vae_jax.distributions.registry import (  # noqa: F401
-    FamilyInfo,
-    KLNotImplementedError,
-    family_info,
-    family_names,
-    has_closed_form_kl,
-    kl,
-    register_family,
-    register_kl,
+    FamilyInfo, KLNotImplementedError, family_info, family_names, has_closed_form_kl, kl,
+    register_family, register_kl,
 )
 
 Array = jax.Array
@@ -60,11 +54,10 @@ class Distribution:
       if name in self.positive and _is_concrete(value):
         bad = ~(np.asarray(value) > 0)
         if bad.any():
-          raise ValueError(
-              f"{cls_name}: parameter '{name}' must be > 0 everywhere; got "
-              f"{np.asarray(value)[bad].ravel()[:3]} at {int(bad.sum())} position(s). "
-              "Map unconstrained network outputs through a head such as "
-              "pareto_vae_jax.softplus_floor or pareto_vae_jax.elu_plus_one.")
+          raise ValueError(f"{cls_name}: parameter '{name}' must be > 0 everywhere; got "
+                           f"{np.asarray(value)[bad].ravel()[:3]} at {int(bad.sum())} position(s). "
+                           "Map unconstrained network outputs through a head such as "
+                           "pareto_vae_jax.softplus_floor or pareto_vae_jax.elu_plus_one.")
       object.__setattr__(self, name, value)
 
   def __setattr__(self, name, value):
@@ -171,7 +164,8 @@ def log_prob_log(dist: Distribution, log_z: ArrayLike) -> Array:
   """
   info = family_info(dist)
   if info.log_prob_log is None:
-    raise TypeError(f"log_prob_log needs a positive family; {type(dist).__name__} has real support.")
+    raise TypeError(
+        f"log_prob_log needs a positive family; {type(dist).__name__} has real support.")
   return info.log_prob_log(dist, jnp.asarray(log_z))
 
 

@@ -47,8 +47,7 @@ def broadcast_batch(cls_name: str, parts: Mapping[str, tuple[int, ...]]) -> tupl
     described = ", ".join(f"{k} {v}" for k, v in parts.items())
     raise ValueError(
         f"{cls_name}: the batch shapes of the parameters do not broadcast ({described}). Give "
-        "every parameter the same leading batch axes, or leave shared ones without them."
-    ) from None
+        "every parameter the same leading batch axes, or leave shared ones without them.") from None
 
 
 def _standard_normal_log_prob(eps: Array) -> Array:
@@ -68,8 +67,8 @@ def base_draw(loc: Array, scale: Array, batch_shape: tuple[int, ...],
 def rsample_and_log_prob(key: Array, dist: Any, sample_shape: tuple[int, ...],
                          transform: Transform) -> tuple[Array, Array]:
   """Reparameterized draws ``sample_shape + batch + [D]`` of a flow and their log-density."""
-  eps = jax.random.normal(key, tuple(sample_shape) + dist.batch_shape + dist.event_shape,
-                          dist.dtype)
+  eps = jax.random.normal(key,
+                          tuple(sample_shape) + dist.batch_shape + dist.event_shape, dist.dtype)
   return transform(dist, eps)
 
 

@@ -18,21 +18,10 @@ import jax
 
 from pareto_vae_jax.distributions import iaf, planar
 from pareto_vae_jax.distributions.iaf import (  # noqa: F401 (re-exported)
-    IAF,
-    MadeParams,
-    iaf_from_flat,
-    iaf_inverse,
-    iaf_num_raw,
-    made_apply,
-    made_init,
+    IAF, MadeParams, iaf_from_flat, iaf_inverse, iaf_num_raw, made_apply, made_init,
 )
 from pareto_vae_jax.distributions.planar import (  # noqa: F401 (re-exported)
-    PlanarFlow,
-    planar_from_flat,
-    planar_inverse,
-    planar_layer,
-    planar_num_raw,
-    planar_u_hat,
+    PlanarFlow, planar_from_flat, planar_inverse, planar_layer, planar_num_raw, planar_u_hat,
 )
 
 Array = jax.Array
@@ -48,9 +37,8 @@ def _module(dist: Flow):
   try:
     return _MODULES[type(dist)]
   except KeyError:
-    raise TypeError(
-        f"Expected a PlanarFlow or an IAF; got {type(dist).__name__}. Build one with "
-        "planar_from_flat or iaf_from_flat.") from None
+    raise TypeError(f"Expected a PlanarFlow or an IAF; got {type(dist).__name__}. Build one with "
+                    "planar_from_flat or iaf_from_flat.") from None
 
 
 def transform(dist: Flow, eps: ArrayLike) -> tuple[Array, Array]:

@@ -130,9 +130,8 @@ def _check_scale_tril(scale_tril: np.ndarray) -> None:
   diag = np.diagonal(scale_tril, axis1=-2, axis2=-1)
   bad = ~(diag > 0)
   if bad.any():
-    raise ValueError(
-        f"FullCovGaussian: the diagonal of scale_tril must be > 0 everywhere; got "
-        f"{diag[bad].ravel()[:3]} at {int(bad.sum())} position(s). {_FIX}")
+    raise ValueError(f"FullCovGaussian: the diagonal of scale_tril must be > 0 everywhere; got "
+                     f"{diag[bad].ravel()[:3]} at {int(bad.sum())} position(s). {_FIX}")
 
 
 def num_raw(latent_dim: int) -> int:
@@ -164,9 +163,8 @@ def scale_tril_from_raw(tril_raw: ArrayLike, diag_raw: ArrayLike) -> Array:
                      f"{tril_raw.shape} and {diag_raw.shape}.")
   d = diag_raw.shape[-1]
   if tril_raw.shape[-1] != d * (d - 1) // 2:
-    raise ValueError(
-        f"scale_tril_from_raw: diag_raw has D = {d}, so tril_raw needs D(D-1)/2 = "
-        f"{d * (d - 1) // 2} entries on its last axis; got {tril_raw.shape[-1]}.")
+    raise ValueError(f"scale_tril_from_raw: diag_raw has D = {d}, so tril_raw needs D(D-1)/2 = "
+                     f"{d * (d - 1) // 2} entries on its last axis; got {tril_raw.shape[-1]}.")
   dtype = jnp.result_type(tril_raw, diag_raw, float)
   batch = jnp.broadcast_shapes(tril_raw.shape[:-1], diag_raw.shape[:-1])
   rows, cols = np.tril_indices(d, -1)
@@ -243,8 +241,8 @@ def rsample(key: Array, dist: FullCovGaussian, sample_shape: int | base.Shape = 
   return transform(dist, _noise(key, dist, sample_shape))[0]
 
 
-def rsample_and_log_prob(key: Array, dist: FullCovGaussian,
-                         sample_shape: int | base.Shape = ()) -> tuple[Array, Array]:
+def rsample_and_log_prob(
+    key: Array, dist: FullCovGaussian, sample_shape: int | base.Shape = ()) -> tuple[Array, Array]:
   """Draws and their log-densities (``log q`` from the noise, see ``transform``).
 
   The same key gives the same draws as ``rsample``.
@@ -382,17 +380,18 @@ def kl_full_cov_diag(q: FullCovGaussian, p: Gaussian) -> Array:
 registry.register_kl(FullCovGaussian, Gaussian)(kl_full_cov_diag)
 registry.register_kl(FullCovGaussian, FullCovGaussian)(kl_full_cov)
 
-INFO = registry.register_family(registry.FamilyInfo(
-    name="full_cov_gaussian",
-    cls=FullCovGaussian,
-    event_ndim=1,
-    rsample=rsample,
-    log_prob=log_prob,
-    mean=mean,
-    variance=variance,
-    transform=transform,
-    num_raw=lambda d, options: num_raw(d),
-    from_flat=lambda raw, d, options, shared: from_flat(raw, d),
-    description="N(mu, L L^T), L = L* + diag(sigma): mean, strictly-lower L* and positive "
-                "diagonal from the encoder",
-))
+INFO = registry.register_family(
+    registry.FamilyInfo(
+        name="full_cov_gaussian",
+        cls=FullCovGaussian,
+        event_ndim=1,
+        rsample=rsample,
+        log_prob=log_prob,
+        mean=mean,
+        variance=variance,
+        transform=transform,
+        num_raw=lambda d, options: num_raw(d),
+        from_flat=lambda raw, d, options, shared: from_flat(raw, d),
+        description="N(mu, L L^T), L = L* + diag(sigma): mean, strictly-lower L* and positive "
+        "diagonal from the encoder",
+    ))

@@ -70,13 +70,17 @@ def _kl_gaussian_gaussian(q: Gaussian, p: Gaussian) -> Array:
   return kl_normal(q.loc, q.scale, p.loc, p.scale)
 
 
-INFO = registry.register_family(registry.FamilyInfo(
-    name="gaussian",
-    cls=Gaussian,
-    rsample=rsample,
-    log_prob=log_prob,
-    mean=mean,
-    variance=variance,
-    heads={"loc": "identity", "scale": "softplus"},
-    standard_prior=lambda shape: Gaussian(jnp.zeros(shape), jnp.ones(shape)),
-))
+INFO = registry.register_family(
+    registry.FamilyInfo(
+        name="gaussian",
+        cls=Gaussian,
+        rsample=rsample,
+        log_prob=log_prob,
+        mean=mean,
+        variance=variance,
+        heads={
+            "loc": "identity",
+            "scale": "softplus"
+        },
+        standard_prior=lambda shape: Gaussian(jnp.zeros(shape), jnp.ones(shape)),
+    ))

@@ -88,8 +88,8 @@ def _standard_exponential(key: Array, shape: tuple[int, ...], dtype) -> Array:
   return jnp.maximum(jax.random.exponential(key, shape, dtype), jnp.finfo(dtype).tiny)
 
 
-def _log_standardized_draw(key: Array, dist: GeneralizedPareto,
-                           sample_shape: tuple[int, ...]) -> Array:
+def _log_standardized_draw(key: Array, dist: GeneralizedPareto, sample_shape: tuple[int,
+                                                                                    ...]) -> Array:
   # log y = log E + g(xi E), the log of y = expm1(xi E) / xi: finite where y overflows.
   e = _standard_exponential(key, sample_shape + dist.batch_shape, dist.dtype)
   return jnp.log(e) + _log_expm1c(dist.shape * e)
@@ -101,8 +101,7 @@ def rsample(key: Array, dist: GeneralizedPareto, sample_shape: tuple[int, ...] =
   return dist.loc + dist.scale * jnp.exp(_log_standardized_draw(key, dist, sample_shape))
 
 
-def rsample_log(key: Array, dist: GeneralizedPareto,
-                sample_shape: tuple[int, ...] = ()) -> Array:
+def rsample_log(key: Array, dist: GeneralizedPareto, sample_shape: tuple[int, ...] = ()) -> Array:
   # log z = log(sigma y + mu), exactly log(sigma) + log y at loc = 0; nan where z < 0 (loc < 0).
   return _log_add(jnp.log(dist.scale) + _log_standardized_draw(key, dist, sample_shape), dist.loc)
 
@@ -120,8 +119,7 @@ def _exponential_variable(xi: Array, y: Array, log_y: Array) -> Array:
   return jnp.where(near, e_near, t / jnp.where(near, 1.0, xi))
 
 
-def _log_prob_standardized(dist: GeneralizedPareto, y: Array, log_y: Array,
-                           above: Array) -> Array:
+def _log_prob_standardized(dist: GeneralizedPareto, y: Array, log_y: Array, above: Array) -> Array:
   # log f = -log sigma - (1/xi + 1) log1p(xi y) = -log sigma - (1 + xi) E (the derivative of the
   # survival function (1 + xi y)^(-1/xi)); the support is open at its upper end for xi < 0.
   inside = above & (dist.shape * y > -1)
@@ -177,7 +175,10 @@ def mean_log(dist: GeneralizedPareto) -> Array:
   return jnp.where(dist.loc == 0, value, jnp.nan)
 
 
-def standard_prior(batch_shape: base.Shape, *, scale: float = 1.0, shape: float = 0.5,
+def standard_prior(batch_shape: base.Shape,
+                   *,
+                   scale: float = 1.0,
+                   shape: float = 0.5,
                    loc: float = 0.0) -> GeneralizedPareto:
   """GPD(1, 1/2, 0) by default: the Lomax(2, 2), with tail index 1 / xi = 2.
 
@@ -193,18 +194,23 @@ def standard_prior(batch_shape: base.Shape, *, scale: float = 1.0, shape: float 
 # closed form only on special subsets (q = p; both xi = 0; loc 0 with equal sigma / xi, two Lomax
 # sharing a scale), not for every pair a registration would cover. The trainer falls back to its
 # Monte Carlo estimate.
-INFO = registry.register_family(registry.FamilyInfo(
-    name="generalized_pareto",
-    cls=GeneralizedPareto,
-    rsample=rsample,
-    log_prob=log_prob,
-    mean=mean,
-    variance=variance,
-    heads={"scale": "softplus", "shape": "softplus", "loc": "identity"},
-    standard_prior=standard_prior,
-    rsample_log=rsample_log,
-    log_prob_log=log_prob_log,
-    mean_log=mean_log,
-    latent_fixed={"loc": 0.0},
-    decode_log=True,
-))
+INFO = registry.register_family(
+    registry.FamilyInfo(
+        name="generalized_pareto",
+        cls=GeneralizedPareto,
+        rsample=rsample,
+        log_prob=log_prob,
+        mean=mean,
+        variance=variance,
+        heads={
+            "scale": "softplus",
+            "shape": "softplus",
+            "loc": "identity"
+        },
+        standard_prior=standard_prior,
+        rsample_log=rsample_log,
+        log_prob_log=log_prob_log,
+        mean_log=mean_log,
+        latent_fixed={"loc": 0.0},
+        decode_log=True,
+    ))

@@ -57,7 +57,11 @@ def _made_masks(latent_dim: int, hidden: int, step: int) -> tuple[np.ndarray, np
   return mask_in, mask_out
 
 
-def made_init(key: Array, latent_dim: int, context_dim: int, hidden: int, num_steps: int,
+def made_init(key: Array,
+              latent_dim: int,
+              context_dim: int,
+              hidden: int,
+              num_steps: int,
               dtype=jnp.float32) -> tuple[dict[str, Array], ...]:
   """Parameters of ``num_steps`` MADE networks ``[z, h] -> hidden -> (m, s)``.
 
@@ -89,10 +93,13 @@ def made_init(key: Array, latent_dim: int, context_dim: int, hidden: int, num_st
   for step_key in jax.random.split(key, num_steps):
     k_z, k_c, k_m, k_s = jax.random.split(step_key, 4)
     params.append({
-        "w_z": normal(k_z, (d, h), d + c), "w_c": normal(k_c, (c, h), d + c),
+        "w_z": normal(k_z, (d, h), d + c),
+        "w_c": normal(k_c, (c, h), d + c),
         "b_h": jnp.zeros((h,), dtype),
-        "w_m": normal(k_m, (h, d), h), "b_m": jnp.zeros((d,), dtype),
-        "w_s": normal(k_s, (h, d), h), "b_s": jnp.zeros((d,), dtype),
+        "w_m": normal(k_m, (h, d), h),
+        "b_m": jnp.zeros((d,), dtype),
+        "w_s": normal(k_s, (h, d), h),
+        "b_s": jnp.zeros((d,), dtype),
     })
   return tuple(params)
 
@@ -112,8 +119,8 @@ def made_apply(step_params: Mapping[str, Array], z: ArrayLike, context: ArrayLik
   """
   p = step_params
   mask_in, mask_out = _made_masks(p["w_z"].shape[0], p["w_z"].shape[1], step)
-  hidden = jax.nn.elu(jnp.asarray(z) @ (p["w_z"] * mask_in) + jnp.asarray(context) @ p["w_c"]
-                      + p["b_h"])
+  hidden = jax.nn.elu(
+      jnp.asarray(z) @ (p["w_z"] * mask_in) + jnp.asarray(context) @ p["w_c"] + p["b_h"])
   return hidden @ (p["w_m"] * mask_out) + p["b_m"], hidden @ (p["w_s"] * mask_out) + p["b_s"]
 
 
@@ -127,8 +134,15 @@ def _check_made(made_params: Any, latent_dim: int, context_dim: int) -> None:
   for step, p in enumerate(made_params):
     h = p["w_z"].shape[-1] if p["w_z"].ndim == 2 else -1
     d, c = latent_dim, context_dim
-    expected = {"w_z": (d, h), "w_c": (c, h), "b_h": (h,), "w_m": (h, d), "b_m": (d,),
-                "w_s": (h, d), "b_s": (d,)}
+    expected = {
+        "w_z": (d, h),
+        "w_c": (c, h),
+        "b_h": (h,),
+        "w_m": (h, d),
+        "b_m": (d,),
+        "w_s": (h, d),
+        "b_s": (d,)
+    }
     got = {k: tuple(p[k].shape) for k in _MADE_KEYS}
     if h < 1 or got != expected:
       raise ValueError(
@@ -152,8 +166,13 @@ class IAF:
 
   event_ndim = 1
 
-  def __init__(self, loc: ArrayLike, scale: ArrayLike, context: ArrayLike,
-               made_params: MadeParams, *, forget_bias: float = 1.0):
+  def __init__(self,
+               loc: ArrayLike,
+               scale: ArrayLike,
+               context: ArrayLike,
+               made_params: MadeParams,
+               *,
+               forget_bias: float = 1.0):
     loc, scale, context = (jnp.asarray(x) for x in (loc, scale, context))
     dtype = jnp.result_type(loc, scale, context, float)
     loc, scale, context = (x.astype(dtype) for x in (loc, scale, context))
@@ -161,13 +180,16 @@ class IAF:
       raise ValueError(
           f"IAF: loc and scale need shape [..., D] with the same D and context [..., C]; got "
           f"loc {loc.shape}, scale {scale.shape}, context {context.shape}.")
-    flow_base.broadcast_batch("IAF", {"loc": loc.shape[:-1], "scale": scale.shape[:-1],
-                         "context": context.shape[:-1]})
+    flow_base.broadcast_batch("IAF", {
+        "loc": loc.shape[:-1],
+        "scale": scale.shape[:-1],
+        "context": context.shape[:-1]
+    })
     made_params = tuple(made_params) if isinstance(made_params, list) else made_params
     _check_made(made_params, loc.shape[-1], context.shape[-1])
-    flow_base.check_positive("IAF", "scale", scale,
-                    "Map unconstrained encoder outputs through iaf_from_flat or "
-                    "pareto_vae_jax.softplus_floor.")
+    flow_base.check_positive(
+        "IAF", "scale", scale, "Map unconstrained encoder outputs through iaf_from_flat or "
+        "pareto_vae_jax.softplus_floor.")
     self.loc, self.scale, self.context, self.made_params = loc, scale, context, made_params
     self.forget_bias = float(forget_bias)
 
@@ -183,8 +205,7 @@ class IAF:
 
   @property
   def batch_shape(self) -> tuple[int, ...]:
-    return jnp.broadcast_shapes(self.loc.shape[:-1], self.scale.shape[:-1],
-                                self.context.shape[:-1])
+    return jnp.broadcast_shapes(self.loc.shape[:-1], self.scale.shape[:-1], self.context.shape[:-1])
 
   @property
   def event_shape(self) -> tuple[int, ...]:
@@ -262,8 +283,12 @@ def iaf_num_raw(latent_dim: int, context_dim: int) -> int:
   return 2 * latent_dim + context_dim
 
 
-def iaf_from_flat(raw: ArrayLike, latent_dim: int, context_dim: int, made_params: MadeParams,
-                  *, forget_bias: float = 1.0) -> IAF:
+def iaf_from_flat(raw: ArrayLike,
+                  latent_dim: int,
+                  context_dim: int,
+                  made_params: MadeParams,
+                  *,
+                  forget_bias: float = 1.0) -> IAF:
   """An amortized IAF from unconstrained encoder outputs and shared MADE parameters.
 
   Args:
@@ -281,9 +306,8 @@ def iaf_from_flat(raw: ArrayLike, latent_dim: int, context_dim: int, made_params
   d, c = latent_dim, context_dim
   n = iaf_num_raw(d, c)
   if raw.ndim < 1 or raw.shape[-1] != n:
-    raise ValueError(
-        f"iaf_from_flat: raw needs last axis iaf_num_raw({d}, {c}) = {n}; got shape "
-        f"{raw.shape}. Size the encoder's output layer with iaf_num_raw.")
+    raise ValueError(f"iaf_from_flat: raw needs last axis iaf_num_raw({d}, {c}) = {n}; got shape "
+                     f"{raw.shape}. Size the encoder's output layer with iaf_num_raw.")
   loc, scale, context = jnp.split(raw, [d, 2 * d], -1)
   return IAF(loc, heads.softplus_floor(scale), context, made_params, forget_bias=forget_bias)
 
@@ -305,17 +329,18 @@ def log_prob(dist: IAF, z: ArrayLike) -> Array:
   return flow_base.log_prob(dist, z, transform, iaf_inverse)
 
 
-INFO = registry.register_family(registry.FamilyInfo(
-    name="iaf",
-    cls=IAF,
-    event_ndim=1,
-    rsample=rsample,
-    transform=transform,
-    num_raw=lambda d, options: iaf_num_raw(d, options["iaf_context"]),
-    from_flat=lambda raw, d, options, shared: iaf_from_flat(raw, d, options["iaf_context"],
-                                                            shared),
-    init_shared=lambda key, d, options: made_init(key, d, options["iaf_context"],
-                                                  options["iaf_hidden"], options["iaf_steps"]),
-    description="diagonal Gaussian, then iaf_steps MADE steps z <- sigma z + (1 - sigma) m "
-                "(the gated update) with the encoder's context h",
-))
+INFO = registry.register_family(
+    registry.FamilyInfo(
+        name="iaf",
+        cls=IAF,
+        event_ndim=1,
+        rsample=rsample,
+        transform=transform,
+        num_raw=lambda d, options: iaf_num_raw(d, options["iaf_context"]),
+        from_flat=lambda raw, d, options, shared: iaf_from_flat(raw, d, options["iaf_context"],
+                                                                shared),
+        init_shared=lambda key, d, options: made_init(key, d, options["iaf_context"], options[
+            "iaf_hidden"], options["iaf_steps"]),
+        description="diagonal Gaussian, then iaf_steps MADE steps z <- sigma z + (1 - sigma) m "
+        "(the gated update) with the encoder's context h",
+    ))

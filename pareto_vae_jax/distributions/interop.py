@@ -92,25 +92,24 @@ def _check(ok: Array, message: str) -> None:
 
 
 def _lomax_from_gpd(gpd) -> Lomax:
-  _check(jnp.asarray(gpd.loc) == 0,
-         f"from_tfp: a GeneralizedPareto is a Lomax only where loc = 0; got loc {gpd.loc}. "
-         "Leave out family= to get a pareto_vae_jax.GeneralizedPareto.")
-  _check(jnp.asarray(gpd.concentration) > 0,
-         "from_tfp: a GeneralizedPareto is a Lomax only where concentration > 0; got "
-         f"{gpd.concentration}. Leave out family= to get a pareto_vae_jax.GeneralizedPareto.")
+  _check(
+      jnp.asarray(gpd.loc) == 0,
+      f"from_tfp: a GeneralizedPareto is a Lomax only where loc = 0; got loc {gpd.loc}. "
+      "Leave out family= to get a pareto_vae_jax.GeneralizedPareto.")
+  _check(
+      jnp.asarray(gpd.concentration) > 0,
+      "from_tfp: a GeneralizedPareto is a Lomax only where concentration > 0; got "
+      f"{gpd.concentration}. Leave out family= to get a pareto_vae_jax.GeneralizedPareto.")
   return Lomax(1 / gpd.concentration, gpd.scale / gpd.concentration)
 
 
 # The first pair naming a TFP class is what from_tfp returns for it by default.
 _PAIRS = (
-    _Pair(Gaussian, "Normal",
-          lambda tfd, d: tfd.Normal(loc=d.loc, scale=d.scale),
+    _Pair(Gaussian, "Normal", lambda tfd, d: tfd.Normal(loc=d.loc, scale=d.scale),
           lambda t: Gaussian(t.loc, t.scale)),
-    _Pair(LogNormal, "LogNormal",
-          lambda tfd, d: tfd.LogNormal(loc=d.loc, scale=d.scale),
+    _Pair(LogNormal, "LogNormal", lambda tfd, d: tfd.LogNormal(loc=d.loc, scale=d.scale),
           lambda t: LogNormal(t.loc, t.scale)),
-    _Pair(Pareto, "Pareto",
-          lambda tfd, d: tfd.Pareto(concentration=d.alpha, scale=d.scale),
+    _Pair(Pareto, "Pareto", lambda tfd, d: tfd.Pareto(concentration=d.alpha, scale=d.scale),
           lambda t: Pareto(t.concentration, t.scale)),
     _Pair(InverseGaussian, "InverseGaussian",
           lambda tfd, d: tfd.InverseGaussian(loc=d.mean, concentration=d.shape),
@@ -118,28 +117,32 @@ _PAIRS = (
     _Pair(GeneralizedPareto, "GeneralizedPareto",
           lambda tfd, d: tfd.GeneralizedPareto(loc=d.loc, scale=d.scale, concentration=d.shape),
           lambda t: GeneralizedPareto(t.scale, t.concentration, t.loc)),
-    _Pair(Lomax, "GeneralizedPareto",
-          # The module docstring: xi = 1 / alpha, sigma = lam / alpha.
-          lambda tfd, d: tfd.GeneralizedPareto(loc=jnp.zeros_like(d.scale),
-                                               scale=d.scale / d.alpha,
-                                               concentration=1 / d.alpha),
-          _lomax_from_gpd),
-    _Pair(StudentT, "StudentT",
-          lambda tfd, d: tfd.StudentT(df=d.df, loc=d.loc, scale=d.scale),
+    _Pair(
+        Lomax,
+        "GeneralizedPareto",
+        # The module docstring: xi = 1 / alpha, sigma = lam / alpha.
+        lambda tfd, d: tfd.GeneralizedPareto(
+            loc=jnp.zeros_like(d.scale), scale=d.scale / d.alpha, concentration=1 / d.alpha),
+        _lomax_from_gpd),
+    _Pair(StudentT, "StudentT", lambda tfd, d: tfd.StudentT(df=d.df, loc=d.loc, scale=d.scale),
           lambda t: StudentT(t.df, t.loc, t.scale)),
     _Pair(Weibull, "Weibull",
           lambda tfd, d: tfd.Weibull(concentration=d.concentration, scale=d.scale),
           lambda t: Weibull(t.concentration, t.scale)),
-    _Pair(FullCovGaussian, "MultivariateNormalTriL",
-          lambda tfd, d: tfd.MultivariateNormalTriL(loc=d.loc, scale_tril=d.scale_tril),
-          # mean() rather than loc, which TFP allows to be None (a zero mean).
-          lambda t: FullCovGaussian(t.mean(), t.scale.to_dense())),
+    _Pair(
+        FullCovGaussian,
+        "MultivariateNormalTriL",
+        lambda tfd, d: tfd.MultivariateNormalTriL(loc=d.loc, scale_tril=d.scale_tril),
+        # mean() rather than loc, which TFP allows to be None (a zero mean).
+        lambda t: FullCovGaussian(t.mean(), t.scale.to_dense())),
 )
 _TO_TFP = {p.cls: p for p in _PAIRS}
 
 _NO_EQUIVALENT = {
-    SymmetricPareto: "TFP has no two-sided Pareto (a Lomax reflected about loc)",
-    PlanarFlow: "TFP has no planar-flow bijector",
+    SymmetricPareto:
+        "TFP has no two-sided Pareto (a Lomax reflected about loc)",
+    PlanarFlow:
+        "TFP has no planar-flow bijector",
     IAF: ("TFP has no IAF distribution; the gated step z <- sigma z + (1 - sigma) m is an affine "
           "autoregressive one, so tfb.Invert(tfb.MaskedAutoregressiveFlow(...)) around this "
           "package's MADE (iaf.made_apply) could be written by hand, but to_tfp does not"),
@@ -171,9 +174,9 @@ def to_tfp(dist: Any):
   """
   tfd = _tfd()
   if isinstance(dist, Mixture):
-    return tfd.MixtureSameFamily(tfd.Categorical(logits=dist.logits),
-                                 tfd.Independent(to_tfp(dist.components),
-                                                 reinterpreted_batch_ndims=1))
+    return tfd.MixtureSameFamily(
+        tfd.Categorical(logits=dist.logits),
+        tfd.Independent(to_tfp(dist.components), reinterpreted_batch_ndims=1))
   pair = _TO_TFP.get(type(dist))
   if pair is None:
     name = type(dist).__name__
@@ -217,24 +220,21 @@ def from_tfp(tfp_dist: Any, *, family: type | None = None):
         f"from_tfp: no pareto_vae_jax family for {type(tfp_dist).__module__}.{name}. Supported "
         f"(from tensorflow_probability.substrates.jax.distributions): {supported}, "
         "MixtureSameFamily of those.")
-  pair = candidates[0] if family is None else next(
-      (p for p in candidates if p.cls is family), None)
+  pair = candidates[0] if family is None else next((p for p in candidates if p.cls is family), None)
   if pair is None:
-    raise TypeError(
-        f"from_tfp: a TFP {name} cannot be converted to family="
-        f"{getattr(family, '__name__', family)}; it converts to "
-        f"{_names(p.cls for p in candidates)}.")
+    raise TypeError(f"from_tfp: a TFP {name} cannot be converted to family="
+                    f"{getattr(family, '__name__', family)}; it converts to "
+                    f"{_names(p.cls for p in candidates)}.")
   return pair.from_tfp(tfp_dist)
 
 
 def _mixture_from_tfp(tfd, tfp_dist, family: type | None) -> Mixture:
   mixing, components = tfp_dist.mixture_distribution, tfp_dist.components_distribution
-  if not (isinstance(mixing, tfd.Categorical) and isinstance(components, tfd.Independent)
-          and components.reinterpreted_batch_ndims == 1):
-    raise TypeError(
-        "from_tfp: a MixtureSameFamily converts to a pareto_vae_jax Mixture only as "
-        "MixtureSameFamily(Categorical(...), Independent(<factorized family>, 1)); got "
-        f"{type(mixing).__name__} mixing {components!r}.")
+  if not (isinstance(mixing, tfd.Categorical) and isinstance(components, tfd.Independent) and
+          components.reinterpreted_batch_ndims == 1):
+    raise TypeError("from_tfp: a MixtureSameFamily converts to a pareto_vae_jax Mixture only as "
+                    "MixtureSameFamily(Categorical(...), Independent(<factorized family>, 1)); got "
+                    f"{type(mixing).__name__} mixing {components!r}.")
   inner = from_tfp(components.distribution, family=family)
   if not isinstance(inner, base.Distribution):
     raise TypeError(f"from_tfp: a Mixture's components must be a factorized family; got "

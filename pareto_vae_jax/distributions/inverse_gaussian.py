@@ -158,7 +158,7 @@ def mean_log(dist: InverseGaussian) -> Array:
 
 
 def variance(dist: InverseGaussian) -> Array:
-  return dist.mean ** 3 / dist.shape
+  return dist.mean**3 / dist.shape
 
 
 def kl_inverse_gaussian(mean_q: ArrayLike, shape_q: ArrayLike, mean_p: ArrayLike,
@@ -179,16 +179,20 @@ def _kl_ig_ig(q: InverseGaussian, p: InverseGaussian) -> Array:
   return kl_inverse_gaussian(q.mean, q.shape, p.mean, p.shape)
 
 
-INFO = registry.register_family(registry.FamilyInfo(
-    name="inverse_gaussian",
-    cls=InverseGaussian,
-    rsample=rsample,
-    log_prob=log_prob,
-    mean=mean,
-    variance=variance,
-    heads={"mean": "elu_plus_one", "shape": "elu_plus_one"},
-    standard_prior=lambda shape: InverseGaussian(jnp.ones(shape), jnp.ones(shape)),
-    rsample_log=rsample_log,
-    mean_log=mean_log,
-    log_prob_log=log_prob_log,
-))
+INFO = registry.register_family(
+    registry.FamilyInfo(
+        name="inverse_gaussian",
+        cls=InverseGaussian,
+        rsample=rsample,
+        log_prob=log_prob,
+        mean=mean,
+        variance=variance,
+        heads={
+            "mean": "elu_plus_one",
+            "shape": "elu_plus_one"
+        },
+        standard_prior=lambda shape: InverseGaussian(jnp.ones(shape), jnp.ones(shape)),
+        rsample_log=rsample_log,
+        mean_log=mean_log,
+        log_prob_log=log_prob_log,
+    ))

@@ -20,21 +20,30 @@ from pareto_vae_jax.distributions import latent, registry
 Array = jax.Array
 
 
-def JointFamilyInfo(name: str, cls: type,  # noqa: N802 (it was a class)
-                    num_raw: Callable[[int, Mapping[str, int]], int],
-                    from_flat: Callable[..., Any],
-                    transform: Callable[[Any, Array], tuple[Array, Array]],
-                    log_prob: Callable[[Any, Array], Array] | None = None,
-                    mean: Callable[[Any], Array] | None = None,
-                    init_shared: Callable[..., Any] | None = None,
-                    description: str = "") -> registry.FamilyInfo:
+def JointFamilyInfo(
+    name: str,
+    cls: type,  # noqa: N802 (it was a class)
+    num_raw: Callable[[int, Mapping[str, int]], int],
+    from_flat: Callable[..., Any],
+    transform: Callable[[Any, Array], tuple[Array, Array]],
+    log_prob: Callable[[Any, Array], Array] | None = None,
+    mean: Callable[[Any], Array] | None = None,
+    init_shared: Callable[..., Any] | None = None,
+    description: str = "") -> registry.FamilyInfo:
   """The one registry's ``FamilyInfo`` of a joint family (``event_ndim = 1``).
 
   A view kept for the former joint registry's constructor and its arguments.
   """
-  return registry.FamilyInfo(name=name, cls=cls, num_raw=num_raw, from_flat=from_flat,
-                             transform=transform, log_prob=log_prob, mean=mean,
-                             init_shared=init_shared, description=description, event_ndim=1)
+  return registry.FamilyInfo(name=name,
+                             cls=cls,
+                             num_raw=num_raw,
+                             from_flat=from_flat,
+                             transform=transform,
+                             log_prob=log_prob,
+                             mean=mean,
+                             init_shared=init_shared,
+                             description=description,
+                             event_ndim=1)
 
 
 def register_joint_family(info: registry.FamilyInfo) -> registry.FamilyInfo:
@@ -91,8 +100,9 @@ def joint_kl(q: Any, p: Any) -> Array:
   return registry.kl(q, p)
 
 
-def sample_with_log_prob(keys: Array, dist: Any, num_samples: int | None = None
-                         ) -> tuple[Array, Array]:
+def sample_with_log_prob(keys: Array,
+                         dist: Any,
+                         num_samples: int | None = None) -> tuple[Array, Array]:
   """One draw per example (one key each) and its joint log-density.
 
   ``latent.sample_and_log_prob`` without its ``in_log`` (always False for a joint family).

@@ -34,8 +34,9 @@ def in_log_space(dist: Any) -> bool:
   return info.rsample_log is not None
 
 
-def sample_and_log_prob(keys: Array, dist: Any, num_samples: int | None = None
-                        ) -> tuple[Array, bool, Array]:
+def sample_and_log_prob(keys: Array,
+                        dist: Any,
+                        num_samples: int | None = None) -> tuple[Array, bool, Array]:
   """Draws per example (one key each) with the log-density of each whole vector.
 
   Args:

@@ -71,16 +71,20 @@ def _kl_lognormal_lognormal(q: LogNormal, p: LogNormal) -> Array:
   return kl_normal(q.loc, q.scale, p.loc, p.scale)
 
 
-INFO = registry.register_family(registry.FamilyInfo(
-    name="lognormal",
-    cls=LogNormal,
-    rsample=rsample,
-    log_prob=log_prob,
-    mean=mean,
-    variance=variance,
-    heads={"loc": "identity", "scale": "softplus"},
-    standard_prior=lambda shape: LogNormal(jnp.zeros(shape), jnp.ones(shape)),
-    rsample_log=rsample_log,
-    mean_log=mean_log,
-    log_prob_log=log_prob_log,
-))
+INFO = registry.register_family(
+    registry.FamilyInfo(
+        name="lognormal",
+        cls=LogNormal,
+        rsample=rsample,
+        log_prob=log_prob,
+        mean=mean,
+        variance=variance,
+        heads={
+            "loc": "identity",
+            "scale": "softplus"
+        },
+        standard_prior=lambda shape: LogNormal(jnp.zeros(shape), jnp.ones(shape)),
+        rsample_log=rsample_log,
+        mean_log=mean_log,
+        log_prob_log=log_prob_log,
+    ))

@@ -67,8 +67,8 @@ def rsample(key: Array, dist: Lomax, sample_shape: tuple[int, ...] = ()) -> Arra
 def log_prob_log(dist: Lomax, log_z: ArrayLike) -> Array:
   # log f = log alpha - log lam - (alpha + 1) log(1 + z / lam), with
   # log(1 + z / lam) = softplus(log z - log lam): finite for any log z, 0 at log z = -inf.
-  return (jnp.log(dist.alpha) - jnp.log(dist.scale)
-          - (dist.alpha + 1) * jax.nn.softplus(log_z - jnp.log(dist.scale)))
+  return (jnp.log(dist.alpha) - jnp.log(dist.scale) -
+          (dist.alpha + 1) * jax.nn.softplus(log_z - jnp.log(dist.scale)))
 
 
 def log_prob(dist: Lomax, z: ArrayLike) -> Array:
@@ -103,19 +103,23 @@ def variance(dist: Lomax) -> Array:
   return jnp.where(finite, jnp.square(dist.scale) * a / (jnp.square(a - 1) * (a - 2)), jnp.inf)
 
 
-INFO = registry.register_family(registry.FamilyInfo(
-    name="lomax",
-    cls=Lomax,
-    rsample=rsample,
-    log_prob=log_prob,
-    mean=mean,
-    variance=variance,
-    heads={"alpha": "softplus_1e-3", "scale": "softplus"},
-    # Lomax(1, 1): 1 + z ~ Pareto(1, 1), the Pareto's default standard prior moved to start at 0.
-    standard_prior=lambda shape, alpha=1.0, scale=1.0: Lomax(
-        jnp.full(shape, alpha), jnp.full(shape, scale)),
-    rsample_log=rsample_log,
-    mean_log=mean_log,
-    log_prob_log=log_prob_log,
-    decode_log=True,
-))
+INFO = registry.register_family(
+    registry.FamilyInfo(
+        name="lomax",
+        cls=Lomax,
+        rsample=rsample,
+        log_prob=log_prob,
+        mean=mean,
+        variance=variance,
+        heads={
+            "alpha": "softplus_1e-3",
+            "scale": "softplus"
+        },
+        # Lomax(1, 1): 1 + z ~ Pareto(1, 1), the Pareto's default standard prior moved to start at 0.
+        standard_prior=lambda shape, alpha=1.0, scale=1.0: Lomax(jnp.full(shape, alpha),
+                                                                 jnp.full(shape, scale)),
+        rsample_log=rsample_log,
+        mean_log=mean_log,
+        log_prob_log=log_prob_log,
+        decode_log=True,
+    ))

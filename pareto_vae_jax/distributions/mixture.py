@@ -130,16 +130,17 @@ def variance(mix: Mixture) -> Array:
   return jnp.sum(w * (base.variance(mix.components) + jnp.square(m - mu)), -2)
 
 
-INFO = registry.register_family(registry.FamilyInfo(
-    name="mixture",
-    cls=Mixture,
-    event_ndim=1,
-    prior_only=True,
-    rsample=rsample,
-    log_prob=log_prob,
-    mean=mean,
-    variance=variance,
-    rsample_log=rsample_log,
-    log_prob_log=log_prob_log,
-    log_space=is_positive,
-))
+INFO = registry.register_family(
+    registry.FamilyInfo(
+        name="mixture",
+        cls=Mixture,
+        event_ndim=1,
+        prior_only=True,
+        rsample=rsample,
+        log_prob=log_prob,
+        mean=mean,
+        variance=variance,
+        rsample_log=rsample_log,
+        log_prob_log=log_prob_log,
+        log_space=is_positive,
+    ))

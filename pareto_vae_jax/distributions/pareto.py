@@ -85,7 +85,9 @@ def variance(dist: Pareto) -> Array:
   return jnp.where(finite, jnp.square(dist.scale) * a / (jnp.square(a - 1) * (a - 2)), jnp.inf)
 
 
-def kl_pareto(alpha_q: ArrayLike, alpha_p: ArrayLike, scale_q: ArrayLike = 1.0,
+def kl_pareto(alpha_q: ArrayLike,
+              alpha_p: ArrayLike,
+              scale_q: ArrayLike = 1.0,
               scale_p: ArrayLike = 1.0) -> Array:
   """KL(Pareto(alpha_q, scale_q) || Pareto(alpha_p, scale_p)), elementwise.
 
@@ -129,18 +131,22 @@ def _kl_pareto_pareto(q: Pareto, p: Pareto) -> Array:
   return kl_pareto(q.alpha, p.alpha, q.scale, p.scale)
 
 
-INFO = registry.register_family(registry.FamilyInfo(
-    name="pareto",
-    cls=Pareto,
-    rsample=rsample,
-    log_prob=log_prob,
-    mean=mean,
-    variance=variance,
-    heads={"alpha": "softplus_1e-3", "scale": "softplus_1e-3"},
-    standard_prior=lambda shape, alpha=1.0, scale=1.0: Pareto(
-        jnp.full(shape, alpha), jnp.full(shape, scale)),
-    rsample_log=rsample_log,
-    mean_log=mean_log,
-    log_prob_log=log_prob_log,
-    decode_log=True,
-))
+INFO = registry.register_family(
+    registry.FamilyInfo(
+        name="pareto",
+        cls=Pareto,
+        rsample=rsample,
+        log_prob=log_prob,
+        mean=mean,
+        variance=variance,
+        heads={
+            "alpha": "softplus_1e-3",
+            "scale": "softplus_1e-3"
+        },
+        standard_prior=lambda shape, alpha=1.0, scale=1.0: Pareto(jnp.full(shape, alpha),
+                                                                  jnp.full(shape, scale)),
+        rsample_log=rsample_log,
+        mean_log=mean_log,
+        log_prob_log=log_prob_log,
+        decode_log=True,
+    ))

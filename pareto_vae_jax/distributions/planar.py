@@ -35,7 +35,6 @@ ArrayLike = jax.typing.ArrayLike
 _PLANAR_EPS = 1e-8
 
 
-
 @jax.tree_util.register_pytree_node_class
 class PlanarFlow:
   """``N(loc, diag(scale^2))`` followed by ``K`` planar layers ``z + û_k tanh(w_k·z + b_k)``.
@@ -53,8 +52,7 @@ class PlanarFlow:
 
   event_ndim = 1
 
-  def __init__(self, loc: ArrayLike, scale: ArrayLike, u: ArrayLike, w: ArrayLike,
-               b: ArrayLike):
+  def __init__(self, loc: ArrayLike, scale: ArrayLike, u: ArrayLike, w: ArrayLike, b: ArrayLike):
     loc, scale, u, w, b = (jnp.asarray(x) for x in (loc, scale, u, w, b))
     dtype = jnp.result_type(loc, scale, u, w, b, float)
     loc, scale, u, w, b = (x.astype(dtype) for x in (loc, scale, u, w, b))
@@ -71,12 +69,18 @@ class PlanarFlow:
       raise ValueError(
           f"PlanarFlow: b needs shape [..., K] with K = {u.shape[-2]} (u's second-to-last "
           f"axis); got {b.shape}.")
-    flow_base.broadcast_batch("PlanarFlow", {
-        "loc": loc.shape[:-1], "scale": scale.shape[:-1], "u": u.shape[:-2],
-        "w": w.shape[:-2], "b": b.shape[:-1]})
-    flow_base.check_positive("PlanarFlow", "scale", scale,
-                    "Map unconstrained encoder outputs through planar_from_flat or "
-                    "pareto_vae_jax.softplus_floor.")
+    flow_base.broadcast_batch(
+        "PlanarFlow", {
+            "loc": loc.shape[:-1],
+            "scale": scale.shape[:-1],
+            "u": u.shape[:-2],
+            "w": w.shape[:-2],
+            "b": b.shape[:-1]
+        })
+    flow_base.check_positive(
+        "PlanarFlow", "scale", scale,
+        "Map unconstrained encoder outputs through planar_from_flat or "
+        "pareto_vae_jax.softplus_floor.")
     self.loc, self.scale, self.u, self.w, self.b = loc, scale, u, w, b
 
   def tree_flatten(self):
@@ -90,8 +94,8 @@ class PlanarFlow:
 
   @property
   def batch_shape(self) -> tuple[int, ...]:
-    return jnp.broadcast_shapes(self.loc.shape[:-1], self.scale.shape[:-1],
-                                self.u.shape[:-2], self.w.shape[:-2], self.b.shape[:-1])
+    return jnp.broadcast_shapes(self.loc.shape[:-1], self.scale.shape[:-1], self.u.shape[:-2],
+                                self.w.shape[:-2], self.b.shape[:-1])
 
   @property
   def event_shape(self) -> tuple[int, ...]:
@@ -202,8 +206,7 @@ def transform(dist: PlanarFlow, eps: ArrayLike) -> tuple[Array, Array]:
   return z, log_q
 
 
-def planar_inverse(dist: PlanarFlow, z: ArrayLike, *,
-                   num_iters: int = 100) -> tuple[Array, Array]:
+def planar_inverse(dist: PlanarFlow, z: ArrayLike, *, num_iters: int = 100) -> tuple[Array, Array]:
   """Inverts the planar layers: the base point ``z0`` and ``eps = (z0 - loc) / scale``.
 
   For a layer ``z' = z + û tanh(w·z + b)``, ``alpha = w·z`` solves the scalar equation
@@ -279,9 +282,8 @@ def planar_from_flat(raw: ArrayLike, latent_dim: int, num_layers: int) -> Planar
                     w.reshape(batch + (k, d)), b)
 
 
-
-def rsample_and_log_prob(key: Array, dist: PlanarFlow,
-                         sample_shape: tuple[int, ...] = ()) -> tuple[Array, Array]:
+def rsample_and_log_prob(
+    key: Array, dist: PlanarFlow, sample_shape: tuple[int, ...] = ()) -> tuple[Array, Array]:
   """Reparameterized draws ``sample_shape + batch + [D]`` and their log-density."""
   return flow_base.rsample_and_log_prob(key, dist, sample_shape, transform)
 
@@ -297,14 +299,15 @@ def log_prob(dist: PlanarFlow, z: ArrayLike) -> Array:
   return flow_base.log_prob(dist, z, transform, planar_inverse)
 
 
-INFO = registry.register_family(registry.FamilyInfo(
-    name="planar",
-    cls=PlanarFlow,
-    event_ndim=1,
-    rsample=rsample,
-    transform=transform,
-    num_raw=lambda d, options: planar_num_raw(d, options["flow_layers"]),
-    from_flat=lambda raw, d, options, shared: planar_from_flat(raw, d, options["flow_layers"]),
-    description="diagonal Gaussian pushed through flow_layers planar layers (u, w, b per "
-                "example; w.u_hat >= -1 keeps each invertible)",
-))
+INFO = registry.register_family(
+    registry.FamilyInfo(
+        name="planar",
+        cls=PlanarFlow,
+        event_ndim=1,
+        rsample=rsample,
+        transform=transform,
+        num_raw=lambda d, options: planar_num_raw(d, options["flow_layers"]),
+        from_flat=lambda raw, d, options, shared: planar_from_flat(raw, d, options["flow_layers"]),
+        description="diagonal Gaussian pushed through flow_layers planar layers (u, w, b per "
+        "example; w.u_hat >= -1 keeps each invertible)",
+    ))

@@ -125,8 +125,7 @@ def register_family(info: FamilyInfo) -> FamilyInfo:
   if info.event_ndim not in (0, 1):
     raise ValueError(f"Family '{info.name}': event_ndim must be 0 (factorized) or 1 (joint over "
                      f"the last axis); got {info.event_ndim}.")
-  kind = ("prior_only" if info.prior_only else "factorized" if info.event_ndim == 0
-          else "joint")
+  kind = ("prior_only" if info.prior_only else "factorized" if info.event_ndim == 0 else "joint")
   missing = [f for f in _REQUIRED[kind] if not getattr(info, f)]
   if missing:
     raise ValueError(f"Family '{info.name}' ({kind}) needs {', '.join(missing)} in its "
@@ -163,9 +162,8 @@ def family_info(dist_or_name: Any) -> FamilyInfo:
   try:
     return _BY_TYPE[cls]
   except KeyError:
-    raise TypeError(
-        f"{cls.__name__} is not a registered latent family; registered: "
-        f"{', '.join(i.cls.__name__ for i in _BY_TYPE.values())}.") from None
+    raise TypeError(f"{cls.__name__} is not a registered latent family; registered: "
+                    f"{', '.join(i.cls.__name__ for i in _BY_TYPE.values())}.") from None
 
 
 def is_registered(dist_or_type: Any) -> bool:

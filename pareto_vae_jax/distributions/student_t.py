@@ -58,8 +58,7 @@ def rsample(key: Array, dist: StudentT, sample_shape: tuple[int, ...] = ()) -> A
   eps = jax.random.normal(key_normal, shape, dist.dtype)
   # g is drawn as log g: for df/2 << 1, g itself underflows to 0 (95% of draws at df = 1e-3),
   # while sqrt(df / (2 g)) = exp((log(df/2) - log g) / 2) stays finite far longer.
-  log_g = jax.random.loggamma(key_gamma, jnp.broadcast_to(0.5 * dist.df, shape), shape,
-                              dist.dtype)
+  log_g = jax.random.loggamma(key_gamma, jnp.broadcast_to(0.5 * dist.df, shape), shape, dist.dtype)
   return dist.loc + dist.scale * eps * jnp.exp(0.5 * (jnp.log(0.5 * dist.df) - log_g))
 
 
@@ -116,23 +115,28 @@ def variance(dist: StudentT) -> Array:
   """
   finite = dist.df > 2
   df = jnp.where(finite, dist.df, 3.0)
-  return jnp.where(finite, jnp.square(dist.scale) * df / (df - 2),
-                   jnp.where(dist.df > 1, jnp.inf, jnp.nan))
+  return jnp.where(finite,
+                   jnp.square(dist.scale) * df / (df - 2), jnp.where(dist.df > 1, jnp.inf, jnp.nan))
 
 
-INFO = registry.register_family(registry.FamilyInfo(
-    name="student_t",
-    cls=StudentT,
-    rsample=rsample,
-    log_prob=log_prob,
-    mean=mean,
-    variance=variance,
-    # df >= 0.5 keeps every draw finite (module docstring). With the Pareto alpha's floor of 1e-3
-    # instead, a freshly initialized encoder put some df near it and the first training step of
-    # the tiny test config drew +-inf (nan loss).
-    heads={"df": "softplus_0.5", "loc": "identity", "scale": "softplus"},
-    # StudentT(5, 0, 1): tails heavier than N(0, 1) (kurtosis 9) with a finite variance (5/3),
-    # so a posterior can be heavier- or lighter-tailed than the prior.
-    standard_prior=lambda shape, df=5.0, loc=0.0, scale=1.0: StudentT(
-        jnp.full(shape, df), jnp.full(shape, loc), jnp.full(shape, scale)),
-))
+INFO = registry.register_family(
+    registry.FamilyInfo(
+        name="student_t",
+        cls=StudentT,
+        rsample=rsample,
+        log_prob=log_prob,
+        mean=mean,
+        variance=variance,
+        # df >= 0.5 keeps every draw finite (module docstring). With the Pareto alpha's floor of 1e-3
+        # instead, a freshly initialized encoder put some df near it and the first training step of
+        # the tiny test config drew +-inf (nan loss).
+        heads={
+            "df": "softplus_0.5",
+            "loc": "identity",
+            "scale": "softplus"
+        },
+        # StudentT(5, 0, 1): tails heavier than N(0, 1) (kurtosis 9) with a finite variance (5/3),
+        # so a posterior can be heavier- or lighter-tailed than the prior.
+        standard_prior=lambda shape, df=5.0, loc=0.0, scale=1.0: StudentT(
+            jnp.full(shape, df), jnp.full(shape, loc), jnp.full(shape, scale)),
+    ))

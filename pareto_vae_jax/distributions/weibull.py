@@ -100,7 +100,7 @@ def _lgamma1p_above_tangent(x: Array) -> Array:
   x_series = jnp.where(small, x, 0.0)  # keeps x^24 (and its gradient) finite in the other branch
   series = jnp.zeros_like(x)
   for n in range(len(_ZETA) + 1, 1, -1):  # Horner's rule from the highest power down
-    series = x_series * (series + (-1) ** n * _ZETA[n - 2] / n)
+    series = x_series * (series + (-1)**n * _ZETA[n - 2] / n)
   series = x_series * series
   direct = jax.scipy.special.gammaln(1 + x) + np.euler_gamma * x
   return jnp.where(small, series, direct)
@@ -138,8 +138,8 @@ def variance(dist: Weibull) -> Array:
   # large k (d ~ zeta(2) / k^2) the two nearly equal Gamma values do not cancel.
   x = 1 / dist.concentration
   d = _lgamma1p_above_tangent(2 * x) - 2 * _lgamma1p_above_tangent(x)
-  return jnp.exp(2 * jnp.log(dist.scale) + jax.scipy.special.gammaln(1 + 2 * x)
-                 + jnp.log(-jnp.expm1(-d)))
+  return jnp.exp(2 * jnp.log(dist.scale) + jax.scipy.special.gammaln(1 + 2 * x) +
+                 jnp.log(-jnp.expm1(-d)))
 
 
 def kl_weibull(concentration_q: ArrayLike, scale_q: ArrayLike, concentration_p: ArrayLike,
@@ -201,21 +201,25 @@ def _kl_weibull_weibull(q: Weibull, p: Weibull) -> Array:
   return kl_weibull(q.concentration, q.scale, p.concentration, p.scale)
 
 
-INFO = registry.register_family(registry.FamilyInfo(
-    name="weibull",
-    cls=Weibull,
-    rsample=rsample,
-    log_prob=log_prob,
-    mean=mean,
-    variance=variance,
-    # k >= 0.5: the KL to the Exp(1) standard prior grows like Gamma(1 + 1/k) (9e157 at
-    # k = 0.01) and overflows float32 below k ~ 0.03. With a floor of 1e-3, a freshly
-    # initialized encoder reached it and the first training step of the tiny test config had
-    # an infinite KL.
-    heads={"concentration": "softplus_0.5", "scale": "softplus"},
-    standard_prior=lambda shape, concentration=1.0, scale=1.0: Weibull(
-        jnp.full(shape, concentration), jnp.full(shape, scale)),
-    rsample_log=rsample_log,
-    mean_log=mean_log,
-    log_prob_log=log_prob_log,
-))
+INFO = registry.register_family(
+    registry.FamilyInfo(
+        name="weibull",
+        cls=Weibull,
+        rsample=rsample,
+        log_prob=log_prob,
+        mean=mean,
+        variance=variance,
+        # k >= 0.5: the KL to the Exp(1) standard prior grows like Gamma(1 + 1/k) (9e157 at
+        # k = 0.01) and overflows float32 below k ~ 0.03. With a floor of 1e-3, a freshly
+        # initialized encoder reached it and the first training step of the tiny test config had
+        # an infinite KL.
+        heads={
+            "concentration": "softplus_0.5",
+            "scale": "softplus"
+        },
+        standard_prior=lambda shape, concentration=1.0, scale=1.0: Weibull(
+            jnp.full(shape, concentration), jnp.full(shape, scale)),
+        rsample_log=rsample_log,
+        mean_log=mean_log,
+        log_prob_log=log_prob_log,
+    ))
