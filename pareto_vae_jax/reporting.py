@@ -185,7 +185,8 @@ def _save_png(path: str, grid: np.ndarray, title: str) -> None:
 
 
 def _to_pixels(out: jax.Array, likelihood: str) -> np.ndarray:
-  return np.asarray(jax.nn.sigmoid(out) if likelihood == "bernoulli" else jnp.clip(out, 0, 1))
+  """The decoder's output as pixels: the likelihood's mean, clipped to [0, 1]."""
+  return np.asarray(jnp.clip(vae.LIKELIHOODS[likelihood].mean(out), 0, 1))
 
 
 @functools.cache

@@ -130,7 +130,7 @@ class TrainedVAE:
 
 
 def _means(spec: vae_lib.VAESpec, out: Array) -> Array:
-  return jax.nn.sigmoid(out) if spec.likelihood == "bernoulli" else out
+  return vae_lib.LIKELIHOODS[spec.likelihood].mean(out)
 
 
 @functools.cache

@@ -42,7 +42,6 @@ Batch = dict[str, Array]
 # Pixel noise of the denoising experiments (the heavy-tail study, section 3.6), before
 # ``noise_scale``: Normal(0, 1), LogNormal(0, 0.5), Uniform(0, 1), InverseGaussian(1, 1).
 NOISES = ("none", "normal", "lognormal", "uniform", "inverse_gaussian")
-LIKELIHOODS = ("bernoulli", "gaussian", "mse", "sse")
 
 # The config fields that define the model (``VAESpec.from_config``) and its draws (the seed):
 # a checkpoint saved under other values cannot be resumed (``checkpoint``), and they head
@@ -173,8 +172,8 @@ class VAESpec:
 
   @property
   def loss_scale(self) -> float:
-    """The heavy-tail study's loss is 1/2 (MSE + beta KL) (its eq. 3); the others the -ELBO."""
-    return 0.5 if self.likelihood in ("mse", "sse") else 1.0
+    """The loss is this times minus the ELBO (``Likelihood.loss_scale``)."""
+    return LIKELIHOODS[self.likelihood].loss_scale
 
   def init(self, key: Array) -> Any:
     """Fresh parameters (jitted: run eagerly, each initializer op would compile on its own)."""
@@ -355,19 +354,54 @@ def encoder_input(spec: VAESpec, x: Array, key: Array, index: Array) -> Array:
 
 
 def reconstruction_log_likelihood(spec: VAESpec, out: Array, x: Array) -> Array:
-  """Per-example log p(x | z) (or minus the squared error, the study's loss, for mse/sse)."""
-  event_ndim = x.ndim - 1
-  if spec.likelihood == "bernoulli":
-    return objectives.bernoulli_log_likelihood(out, x, event_ndim=event_ndim)
-  if spec.likelihood == "gaussian":
-    return objectives.gaussian_log_likelihood(out,
-                                              x,
-                                              scale=spec.gaussian_scale,
-                                              event_ndim=event_ndim)
-  if spec.likelihood == "mse":
-    return -objectives.mean_squared_error(out, x, event_ndim=event_ndim)
-  return -objectives.sum_squared_error(out, x, event_ndim=event_ndim)
+  """Per-example log p(x | z) of the spec's likelihood (``LIKELIHOODS``)."""
+  return LIKELIHOODS[spec.likelihood].log_prob(spec, out, x)
 
+
+@dataclasses.dataclass(frozen=True)
+class Likelihood:
+  """A reconstruction term: a name of ``config.likelihood``.
+
+  Attributes:
+    log_prob: ``(spec, decoder_output, x) -> [B]``, log p(x | z) per example (or minus an
+      error, for the squared-error losses).
+    mean: the decoder output -> the mean of p(x | z) (the pictures, ``TrainedVAE.decode``).
+    loss_scale: the loss is ``loss_scale`` times minus the ELBO (the heavy-tail study's
+      1/2 (error + beta KL), its eq. 3, for mse and sse).
+  """
+
+  log_prob: Callable[[VAESpec, Array, Array], Array]
+  mean: Callable[[Array], Array] = lambda out: out
+  loss_scale: float = 1.0
+
+
+LIKELIHOODS: dict[str, Likelihood] = {}
+
+
+def register_likelihood(name: str, likelihood: Likelihood) -> None:
+  """Makes ``likelihood`` available as ``config.likelihood = name``."""
+  if name in LIKELIHOODS:
+    raise ValueError(f"Likelihood '{name}' is already registered.")
+  LIKELIHOODS[name] = likelihood
+
+
+register_likelihood(
+    "bernoulli",
+    Likelihood(
+        lambda spec, out, x: objectives.bernoulli_log_likelihood(out, x, event_ndim=x.ndim - 1),
+        mean=jax.nn.sigmoid))
+register_likelihood(
+    "gaussian",
+    Likelihood(lambda spec, out, x: objectives.gaussian_log_likelihood(
+        out, x, scale=spec.gaussian_scale, event_ndim=x.ndim - 1)))
+register_likelihood(
+    "mse",
+    Likelihood(lambda spec, out, x: -objectives.mean_squared_error(out, x, event_ndim=x.ndim - 1),
+               loss_scale=0.5))
+register_likelihood(
+    "sse",
+    Likelihood(lambda spec, out, x: -objectives.sum_squared_error(out, x, event_ndim=x.ndim - 1),
+               loss_scale=0.5))
 
 # ------------------------------------------------------------------------------------------------
 # The KL term: one dispatch.

@@ -1,4 +1,5 @@
-"""``models.register_architecture``: a new encoder/decoder pair is one entry, usable by name."""
+"""Registered parts: a new encoder/decoder pair (``models.register_architecture``) or likelihood
+(``vae.register_likelihood``) is one entry, usable by name."""
 
 from __future__ import annotations
 
@@ -68,3 +69,21 @@ def test_an_unknown_architecture_names_the_registered_ones():
 def test_a_name_cannot_be_registered_twice():
   with pytest.raises(ValueError, match="already registered"):
     models.register_architecture("mlp", lambda m, n: None)
+
+
+def test_a_registered_likelihood_is_used_by_name():
+  # A Laplace reconstruction term: log p(x | z) = -sum |x - out| - D log 2.
+  import numpy as np
+  vae.register_likelihood("laplace", vae.Likelihood(
+      lambda spec, out, x: -jnp.sum(jnp.abs(x - out), -1) - x.shape[-1] * jnp.log(2.0)))
+  try:
+    config = tiny.config(likelihood="laplace", latent="gaussian")
+    spec = vae.VAESpec.from_config(config, input_shape=(2,), num_classes=0)
+    out, x = jnp.array([[0.5, 1.0]]), jnp.array([[1.0, 3.0]])
+    np.testing.assert_allclose(vae.reconstruction_log_likelihood(spec, out, x),
+                               [-2.5 - 2 * np.log(2.0)], rtol=1e-6)
+    assert spec.loss_scale == 1.0
+  finally:
+    del vae.LIKELIHOODS["laplace"]
+  with pytest.raises(ValueError, match="valid: bernoulli, gaussian, mse, sse"):
+    vae.VAESpec.from_config(config, input_shape=(2,), num_classes=0)
