@@ -381,11 +381,15 @@ def _train(config, ds, spec, tx, state, mesh, checkpointer, workdir, steps_per_e
 
 
 def _check_finite(metrics: dict, step: int) -> None:
-  if not all(np.isfinite(v).all() for v in metrics.values()):
+  """Raises naming the first step of the chunk (which starts at ``step``) that went non-finite."""
+  finite = np.stack([np.isfinite(np.reshape(v, (len(v), -1))).all(-1) for v in metrics.values()])
+  if not finite.all():
+    first = int(np.argmin(finite.all(0)))  # the chunk's first step with a non-finite metric
+    step += first
     bad = {
-        k: float(np.asarray(v)[~np.isfinite(v)][0])
+        k: float(np.ravel(v[first])[~np.isfinite(np.ravel(v[first]))][0])
         for k, v in metrics.items()
-        if not np.isfinite(v).all()
+        if not np.isfinite(v[first]).all()
     }
     raise FloatingPointError(
         f"Non-finite training metrics at step {step}: {bad}. Lower --config.learning_rate, "

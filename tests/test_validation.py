@@ -210,3 +210,13 @@ def test_main_refuses_a_value_out_of_range_in_one_line_with_status_2_writing_not
       "--config.learning_rate=0.001 (the default) or another such value.")
   assert "Traceback" not in proc.stderr
   assert os.listdir(tmp_path) == []
+
+
+def test_the_non_finite_guard_names_the_step_that_failed_not_the_chunks_first():
+  import numpy as np
+  from pareto_vae_jax import train
+  metrics = {"loss": np.array([1.0, 2.0, np.nan, 4.0]), "kl": np.array([0.0, np.inf, 0.0, 0.0]),
+             "grad_norm": np.array([1.0, 1.0, 1.0, 1.0])}
+  with pytest.raises(FloatingPointError, match=r"at step 101: \{'kl': inf\}"):
+    train._check_finite(metrics, 100)  # the chunk ran steps 100..103; step 101 went first
+  train._check_finite({"loss": np.ones(3)}, 7)  # all finite: nothing raised
