@@ -454,9 +454,13 @@ def _host_copy(leaf: Any) -> np.ndarray:
 def _checksum(tree: PyTree) -> str:
   """sha256 over every leaf's dtype, shape and bytes, in the tree's leaf order
   (the same for the state saved and the state restored into its structure)."""
+  return _digest(_host_copy(leaf) for leaf in jax.tree.leaves(tree))
+
+
+def _digest(arrays) -> str:
   digest = hashlib.sha256()
-  for leaf in jax.tree.leaves(tree):
-    array = np.ascontiguousarray(_host_copy(leaf))
+  for array in arrays:
+    array = np.ascontiguousarray(array)
     digest.update(f"{array.dtype.str}{array.shape}".encode())
     digest.update(array.tobytes())
   return digest.hexdigest()
@@ -469,11 +473,11 @@ def _check_restored(state: PyTree, checksum: str | None) -> None:
   bytes in a data file read back as other numbers; `checksum` (None for
   checkpoints written before it was stored) catches them.
   """
-  if checksum is not None and _checksum(state) != checksum:
+  leaves = [(path, _host_copy(leaf)) for path, leaf in jax.tree_util.tree_leaves_with_path(state)]
+  if checksum is not None and _digest(array for _, array in leaves) != checksum:
     raise _Damaged("the state read back differs from the state saved "
                    "(sha256 mismatch)")
-  for path, leaf in jax.tree_util.tree_leaves_with_path(state):
-    array = _host_copy(leaf)
+  for path, array in leaves:
     if jax.dtypes.issubdtype(array.dtype, np.floating) and not np.isfinite(
         array.astype(np.float64)  # also bfloat16, which numpy lacks
     ).all():

@@ -8,6 +8,7 @@ uninterrupted one did (``tests/test_resume.py`` checks bit-identical resumes).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -39,6 +40,7 @@ def steps_per_dispatch(config, steps_per_epoch: int) -> int:
   return chunk_length(steps_per_epoch, config.get("chunks_per_epoch", 1))
 
 
+@functools.cache  # called once per chunk; the epoch's length does not change
 def chunk_length(steps_per_epoch: int, chunks: int) -> int:
   """Steps per chunk for about ``chunks`` chunks per epoch; a divisor of the epoch if one is near.
 

@@ -180,13 +180,7 @@ def evaluate_run(run: Run,
   batch_size = max(1, min(config.eval_batch_size, 32768 // iwae_samples))
   eval_fn = vae.make_eval_fn(run.spec, iwae_samples)
   start = time.time()
-  result = vae.evaluate(eval_fn,
-                        run.params,
-                        x,
-                        y,
-                        batch_size,
-                        jax.random.fold_in(jax.random.key(seed), 2**30),
-                        progress=verbose)
+  result = vae.evaluate(eval_fn, run.params, x, y, batch_size, vae.eval_key(seed), progress=verbose)
   encoded = encode_test_set(run, max_examples=max_examples)
   activity, num_active = metrics.active_units(encoded["codes"], threshold=active_threshold)
   # The rate each dimension spends, E_x KL(q(z_d | x) || p(z_d)): a collapsed dimension spends

@@ -273,7 +273,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                          ds.test_x,
                          ds.test_y,
                          config.eval_batch_size,
-                         jax.random.fold_in(jax.random.key(config.seed), 2**30),
+                         vae.eval_key(config.seed),
                          progress=multihost.is_primary())
   results["step"] = step
   results["finished"] = step >= total_steps

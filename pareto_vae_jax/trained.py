@@ -36,10 +36,6 @@ from pareto_vae_jax.distributions import joint
 
 Array = jax.Array
 
-# The key of the trainer's test evaluation (``train.train_and_evaluate``): with it, ``elbo``
-# and ``iwae`` give the per-example values whose means the run saved in test_metrics.json.
-_EVAL_FOLD = 2**30
-
 
 @dataclasses.dataclass(frozen=True)
 class TrainedVAE:
@@ -115,18 +111,9 @@ class TrainedVAE:
   def _eval(self, x, y, k: int, key, batch_size: int) -> dict[str, np.ndarray]:
     x = self._inputs(x)
     y = self._labels(y, len(x))
-    if key is None:
-      key = jax.random.fold_in(jax.random.key(self.config.seed), _EVAL_FOLD)
-    fn = vae_lib.make_eval_fn(self.spec, k)
-    out: dict[str, list] = {}
-    for start in range(0, len(x), batch_size):
-      index = jnp.arange(start, min(start + batch_size, len(x)))
-      batch = {"x": x[index], "index": index}
-      if y is not None:
-        batch["y"] = y[index]
-      for name, value in fn(self.params, batch, key).items():
-        out.setdefault(name, []).append(np.asarray(value))
-    return {name: np.concatenate(v) for name, v in out.items()}
+    key = vae_lib.eval_key(self.config.seed) if key is None else key
+    return vae_lib.per_example(vae_lib.make_eval_fn(self.spec, k), self.params, x, y, batch_size,
+                               key)
 
 
 def _means(spec: vae_lib.VAESpec, out: Array) -> Array:

@@ -500,18 +500,24 @@ def make_eval_fn(spec: VAESpec, num_samples: int):
   return jit(functools.partial(eval_terms, spec, num_samples=num_samples))
 
 
-def evaluate(eval_fn: Callable,
-             params,
-             x: np.ndarray,
-             y: np.ndarray,
-             batch_size: int,
-             key: Array,
-             *,
-             progress: bool = False) -> dict[str, float]:
-  """Test metrics: means and standard errors over examples (the last partial batch included).
+def eval_key(seed: int) -> Array:
+  """The key of a run's test evaluation (``train.train_and_evaluate``, ``TrainedVAE``)."""
+  return jax.random.fold_in(jax.random.key(seed), 2**30)
 
-  With ``progress`` (and more than one batch), a line with the ETA at most every 10 s: IWAE
-  with k = 1000 on 10k test digits takes minutes.
+
+def per_example(eval_fn: Callable,
+                params,
+                x,
+                y,
+                batch_size: int,
+                key: Array,
+                *,
+                progress: bool = False) -> dict[str, np.ndarray]:
+  """``eval_fn``'s per-example outputs over ``x`` (and labels ``y``, or None) in batches.
+
+  Example ``i`` is scored with the key ``fold_in(key, i)`` whatever the batch size. With
+  ``progress`` (and more than one batch), a line with the ETA at most every 10 s: IWAE with
+  k = 1000 on 10k test digits takes minutes.
   """
   outputs: dict[str, list] = {}
   bar = progress_lib.Progress(len(x),
@@ -520,12 +526,26 @@ def evaluate(eval_fn: Callable,
                               enabled=progress and len(x) > batch_size)
   for start in range(0, len(x), batch_size):
     idx = np.arange(start, min(start + batch_size, len(x)))
-    batch = {"x": jnp.asarray(x[idx]), "y": jnp.asarray(y[idx]), "index": jnp.asarray(idx)}
+    batch = {"x": jnp.asarray(x[idx]), "index": jnp.asarray(idx)}
+    if y is not None:
+      batch["y"] = jnp.asarray(y[idx])
     for k, v in eval_fn(params, batch, key).items():
       outputs.setdefault(k, []).append(np.asarray(v))
     bar.update(len(idx))
   bar.close()
-  values = {k: np.concatenate(v) for k, v in outputs.items()}
+  return {k: np.concatenate(v) for k, v in outputs.items()}
+
+
+def evaluate(eval_fn: Callable,
+             params,
+             x: np.ndarray,
+             y: np.ndarray,
+             batch_size: int,
+             key: Array,
+             *,
+             progress: bool = False) -> dict[str, float]:
+  """Test metrics: means and standard errors over examples (``per_example``'s outputs)."""
+  values = per_example(eval_fn, params, x, y, batch_size, key, progress=progress)
   result = {}
   for name in ("elbo", "recon", "kl", "iwae"):
     v = values[name].astype(np.float64)
