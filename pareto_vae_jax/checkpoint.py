@@ -16,6 +16,10 @@ things a resumable training run needs and Orbax does not give directly:
   the check is the pure function :func:`incompatibilities`;
 * typed PRNG keys (``jax.random.key``) in the state, stored as their raw key
   data so the on-disk format does not depend on Orbax's key support;
+* a digest of every file of a step (``files.sha256``, written once the step's
+  save has finished, in ``sha256sum`` format), checked before Orbax opens the
+  step: a truncated, flipped or garbage file is named and skipped without
+  TensorStore ever reading it;
 * save errors raise in the caller's thread: at :meth:`Checkpointer.save` when
   the step's directory cannot be created, else at the next ``save``,
   ``wait_until_finished`` or ``close`` (Orbax only logs errors of its
@@ -60,6 +64,12 @@ _MISSING = "<missing>"
 # The meta key of the state's checksum (:func:`_checksum`); checkpoints written before it
 # existed lack it and are restored unchecked.
 _CHECKSUM = "state_sha256"
+# Each committed step's file list with sha256 digests (``sha256sum -c`` reads it), written
+# once its save has finished: every file is checked before Orbax reads any (see
+# :func:`_check_files`). A step killed before it has none and is read unchecked.
+_FILE_DIGESTS = "files.sha256"
+# Where a TensorStore error message stops being about the error (its spec follows).
+_ERROR_NOISE = ("See full TensorStore details", " [tensorstore_spec=")
 
 
 class IncompatibleCheckpointError(ValueError):
@@ -290,6 +300,8 @@ class Checkpointer:
                                 "logged the error above). Check that the directory is writable and "
                                 "the disk has room, then run again to resume from the last step "
                                 "saved.")
+    if step is not None and jax.process_index() == 0:
+      _write_file_digests(os.path.join(self.directory, str(step)))
 
   def reached_preemption(self, step: int) -> bool:
     """Whether all processes have reached the pre-emption sync point at `step`.
@@ -403,6 +415,7 @@ def _restore_newest(
   unreadable = []
   for step in sorted(manager.all_steps(), reverse=True):
     try:
+      _check_files(os.path.join(directory, str(step)))
       saved_meta = _read_meta(manager, step)
       checksum = saved_meta.pop(_CHECKSUM, None)
       # Metadata first: a shape mismatch must be reported as incompatible,
@@ -486,13 +499,76 @@ def _check_restored(state: PyTree, checksum: str | None) -> None:
 
 def _warn_unreadable(directory: str | os.PathLike[str], step: int, error: Exception) -> None:
   logging.warning(
-      "Checkpoint step %d in %s is unreadable (%s: %s); falling back to the "
-      "previous step.",
+      "Checkpoint step %d in %s is unreadable (%s); falling back to the previous step.",
       step,
       directory,
-      type(error).__name__,
-      error,
+      _short_reason(error),
   )
+
+
+def _short_reason(error: Exception) -> str:
+  """One line of `error`: its first, without the TensorStore spec that follows."""
+  text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+  for marker in _ERROR_NOISE:
+    text = text.split(marker)[0]
+  text = text.rstrip(" .;:([")
+  if len(text) > 300:
+    text = text[:297] + "..."
+  name = "damaged" if isinstance(error, _Damaged) else type(error).__name__
+  return f"{name}: {text}" if text else name
+
+
+def _file_digest(path: str) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def _step_files(step_dir: str) -> list[str]:
+  """Every file under a step directory but the digest list, relative, sorted."""
+  files = []
+  for root, _, names in os.walk(step_dir):
+    for name in names:
+      rel = os.path.relpath(os.path.join(root, name), step_dir)
+      if rel != _FILE_DIGESTS and not name.startswith(_FILE_DIGESTS + "."):
+        files.append(rel)
+  return sorted(files)
+
+
+def _write_file_digests(step_dir: str) -> None:
+  """Writes `step_dir`/files.sha256 (atomically) for a step whose save has committed."""
+  lines = "".join(
+      f"{_file_digest(os.path.join(step_dir, rel))}  {rel}\n" for rel in _step_files(step_dir))
+  tmp = os.path.join(step_dir, f"{_FILE_DIGESTS}.tmp")
+  with open(tmp, "w", encoding="utf-8") as f:
+    f.write(lines)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, os.path.join(step_dir, _FILE_DIGESTS))
+
+
+def _check_files(step_dir: str) -> None:
+  """Raises `_Damaged` if a file listed in the step's digests is missing or changed.
+
+  A step without a digest list (killed before it was written, or saved by an older
+  version) passes; the state's own checksum still guards it after reading.
+  """
+  listing = os.path.join(step_dir, _FILE_DIGESTS)
+  if not os.path.exists(listing):
+    return
+  with open(listing, encoding="utf-8") as f:
+    entries = [line.rstrip("\n").split("  ", 1) for line in f if line.strip()]
+  for entry in entries:
+    if len(entry) != 2:
+      raise _Damaged(f"{_FILE_DIGESTS} is garbled")
+    digest, rel = entry
+    path = os.path.join(step_dir, rel)
+    if not os.path.exists(path):
+      raise _Damaged(f"file {rel} is missing")
+    if _file_digest(path) != digest:
+      raise _Damaged(f"file {rel} changed since it was saved (sha256 mismatch)")
 
 
 def _fix_hint(directory: str) -> str:

