@@ -68,6 +68,7 @@ FIELD_RANGES: dict[str, Range] = {
     "beta": _NON_NEGATIVE,
     "warmup_epochs": _NON_NEGATIVE,
     "free_bits": _NON_NEGATIVE,
+    "free_bits_groups": _SWITCH,
     "batch_size": _COUNT,
     "num_epochs": _COUNT,
     "learning_rate": _POSITIVE,
@@ -128,9 +129,16 @@ def check_config(config, ds: data_lib.Dataset, num_devices: int) -> vae.VAESpec:
     raise ConfigError(str(e)) from e
   # (--prior=vamp with a joint family is refused by models.VAE itself, before any training.)
   if vae.kl_method(*vae.latent_classes(spec)) in ("closed_joint", "estimate_joint"):
-    if config.free_bits:
-      raise ConfigError(f"free_bits needs a KL per dimension; '{config.latent}' has one KL for "
-                        "the whole latent vector. Set --config.free_bits=0.")
+    if config.free_bits and config.get("free_bits_groups", 0) != 1:
+      raise ConfigError(f"free_bits needs a KL per dimension or group; '{config.latent}' has one "
+                        "KL for the whole latent vector. Set --config.free_bits_groups=1 (one "
+                        "floor on the whole KL) or --config.free_bits=0.")
+  groups = config.get("free_bits_groups", 0)
+  if groups > spec.latent_dim:
+    raise ConfigError(f"free_bits_groups={groups} must be at most latent_dim={spec.latent_dim} "
+                      "(each group holds at least one dimension); set --config.free_bits_groups "
+                      f"to 1..{spec.latent_dim}, or 0 for one group per dimension.")
+  _check_sequence_model(config, ds, spec)
   if not 0 < config.batch_size <= len(ds.train_x):
     raise ConfigError(f"batch_size={config.batch_size} must be in [1, {len(ds.train_x)}] (the "
                       f"training examples of '{ds.name}'); set --config.batch_size accordingly.")
@@ -161,3 +169,26 @@ def check_config(config, ds: data_lib.Dataset, num_devices: int) -> vae.VAESpec:
             f"'{ds.name}' has labels in [{labels.min()}, {labels.max()}]. Fix the labels or run "
             "without --conditional.")
   return spec
+
+
+def _check_sequence_model(config, ds: data_lib.Dataset, spec: vae.VAESpec) -> None:
+  """Sequence data (``ds.sequence``) needs a recurrent architecture and the sequence
+  likelihood, and those need sequence data."""
+  recurrent = spec.architecture in models.SEQUENCE_ARCHITECTURES
+  if ds.sequence is not None:
+    if not recurrent or spec.likelihood != "sequence":
+      raise ConfigError(
+          f"'{ds.name}' holds sequences: set --config.architecture=lstm (or bilstm) and "
+          "--config.likelihood=sequence, or start from --config=sequence_vae.")
+    if spec.prior == "vamp":
+      raise ConfigError("The VampPrior's pseudo-inputs would be continuous sequences; use "
+                        "--prior=mixture or --prior=learned with sequence data.")
+    if spec.sequence_feature == "sigmoid" and ds.sequence.feature_range != "unit":
+      raise ConfigError(
+          f"sequence_feature 'sigmoid' needs features in [0, 1]; '{ds.name}' has features outside "
+          "it. Set --config.sequence_feature=relu (a Gaussian on a ReLU mean).")
+  elif recurrent or spec.likelihood == "sequence":
+    raise ConfigError(f"architecture '{spec.architecture}' and likelihood '{spec.likelihood}' are "
+                      f"for sequence data; '{ds.name}' is not. Use --dataset=architectures or "
+                      "--dataset=npz:PATH, or --config.architecture=mlp "
+                      "--config.likelihood=bernoulli.")

@@ -13,7 +13,7 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   # Data.
-  c.dataset = "mnist"  # mnist | synthetic_lognormal | synthetic_pareto
+  c.dataset = "mnist"  # mnist | mnist_exp | synthetic_* | architectures | npz:PATH (sequences)
   c.data_dir = ""  # tensorflow-datasets dir for MNIST ("": ~/tensorflow_datasets)
   c.binarize = False  # dynamic binarization of [0, 1] pixels at every step
   c.noise = "none"  # denoising: none | normal | lognormal | uniform | inverse_gaussian
@@ -25,7 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.prior = "standard"  # standard (fixed) | learned (p(z|c) network) | vamp | mixture
   c.prior_components = 10  # K pseudo-inputs (vamp) or mixture components (mixture)
   c.latent_dim = 16  # number of latent dimensions
-  c.architecture = "mlp"  # mlp | conv (the MNIST report's tables 1-2)
+  c.architecture = "mlp"  # mlp | conv (the MNIST report's tables 1-2) | lstm | bilstm (sequences)
   c.hidden = (512, 256)  # MLP widths (encoder; the decoder mirrors them)
   c.upsampling = "subpixel"  # conv decoder upsampling: subpixel | transpose (docs/benchmarks.md)
   c.decoder_input = "auto"  # z | log (log z for positive families) | auto (log for pareto)
@@ -39,12 +39,14 @@ def get_config() -> ml_collections.ConfigDict:
   c.iaf_steps = 2  # iaf: autoregressive steps (MADE networks)
   c.iaf_hidden = 128  # iaf: MADE hidden width
   c.iaf_context = 16  # iaf: size of the context h the encoder passes to each MADE
-  c.likelihood = "bernoulli"  # bernoulli (BCE) | gaussian | mse (per-pixel mean) | sse (sum)
+  c.likelihood = "bernoulli"  # bernoulli (BCE) | gaussian | mse (per-pixel mean) | sse | sequence
   c.gaussian_scale = 1.0  # observation std of the gaussian likelihood
+  c.sequence_feature = "sigmoid"  # sequence decoder's feature: sigmoid ([0, 1]) | relu (Gaussian)
   # Objective.
   c.beta = 1.0  # weight of the KL term after warm-up
   c.warmup_epochs = 1.0  # linear KL warm-up beta(t) = min(1, t / T) over T epochs
-  c.free_bits = 0.0  # per-dimension KL floor in nats (0 = off)
+  c.free_bits = 0.0  # KL floor in nats per dimension, or per group (0 = off)
+  c.free_bits_groups = 0  # K: floor each of K groups of dimensions (eq. 14); 0: per dimension
   # Optimization.
   c.batch_size = 128  # global batch (split over all local devices)
   c.num_epochs = 10  # passes over the 60k training digits

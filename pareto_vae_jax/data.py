@@ -101,6 +101,11 @@ class DatasetNotFoundError(FileNotFoundError):
   """No local source for a dataset; the message says what to install."""
 
 
+class BadDataError(ValueError):
+  """A user's data file is missing or not in the documented layout; the message says which
+  array is wrong and how to fix it."""
+
+
 @dataclasses.dataclass(frozen=True, eq=False)  # eq=False: arrays have no bool ==
 class Dataset:
   """A dataset held in memory.
@@ -182,7 +187,10 @@ def load_dataset(name: str, *, seed: int = 0, data_dir: str | None = None) -> Da
   if name == "architectures":
     return _from_sequences(sequences.load_architectures(seed))
   if name.startswith(NPZ_PREFIX):
-    return _from_sequences(sequences.load_npz(name[len(NPZ_PREFIX):], seed=seed))
+    try:
+      return _from_sequences(sequences.load_npz(name[len(NPZ_PREFIX):], seed=seed))
+    except ValueError as e:
+      raise BadDataError(str(e)) from e
   raise ValueError(f"Unknown dataset {name!r}; valid names: {', '.join(DATASETS)}, or "
                    f"{NPZ_PREFIX}PATH for sequences in the .npz file PATH.")
 

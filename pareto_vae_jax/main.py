@@ -90,7 +90,7 @@ from pareto_vae_jax import multihost, train  # noqa: E402
 # Errors a user fixes by changing the command (their messages say how): main prints the message
 # alone, without a traceback, and exits with status 2 (a usage error, as absl's for a bad flag).
 CONFIG_ERRORS = (checks.ConfigError, checkpoint.IncompatibleCheckpointError,
-                 data.DatasetNotFoundError)
+                 data.DatasetNotFoundError, data.BadDataError)
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.py")
 
@@ -102,7 +102,13 @@ _LATENT = flags.DEFINE_enum("latent", None, distributions.latent_names(), "Laten
 _CONDITIONAL = flags.DEFINE_boolean("conditional", None, "Condition on the class label.")
 _PRIOR = flags.DEFINE_enum("prior", None, ["standard", "learned", "vamp", "mixture"],
                            "Fixed, learned conditional, VampPrior or learnable mixture prior.")
-_DATASET = flags.DEFINE_enum("dataset", None, data.DATASETS, "Training data.")
+_DATASET = flags.DEFINE_string(
+    "dataset", None, f"Training data: one of {', '.join(data.DATASETS)}, or "
+    f"{data.NPZ_PREFIX}PATH for your own sequences (pareto_vae_jax/sequences.py).")
+flags.register_validator(
+    "dataset",
+    lambda name: name is None or name in data.DATASETS or name.startswith(data.NPZ_PREFIX),
+    message=f"--dataset must be one of {', '.join(data.DATASETS)}, or {data.NPZ_PREFIX}PATH.")
 _SEED = flags.DEFINE_integer("seed", None, "Random seed.")
 _MULTIHOST = flags.DEFINE_boolean(
     "multihost", None, "Join a multi-process run with jax.distributed.initialize() (TPU pod "
@@ -116,7 +122,21 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (default runs/
 
 def run_name(config) -> str:
   kind = "cvae" if config.conditional else "vae"
-  return f"{config.dataset}-{config.latent}-{kind}-{config.prior}-seed{config.seed}"
+  dataset = config.dataset
+  if dataset.startswith(data.NPZ_PREFIX):  # a path: its file name, without the extension
+    dataset = "npz-" + os.path.splitext(os.path.basename(dataset[len(data.NPZ_PREFIX):]))[0]
+  return f"{dataset}-{config.latent}-{kind}-{config.prior}-seed{config.seed}"
+
+
+def _sequence_defaults(config) -> None:
+  """``--dataset`` of sequences with the image defaults (mlp, bernoulli): the sequence model."""
+  sequential = config.dataset == "architectures" or config.dataset.startswith(data.NPZ_PREFIX)
+  if sequential and config.architecture == "mlp" and config.likelihood == "bernoulli":
+    config.architecture, config.likelihood = "bilstm", "sequence"
+    print(
+        "Sequence data: architecture=bilstm, likelihood=sequence (the sequence VAE; "
+        "--config=sequence_vae is its tuned preset).",
+        flush=True)
 
 
 def main(argv):
@@ -131,6 +151,8 @@ def main(argv):
                       ("dataset", _DATASET), ("seed", _SEED), ("profile_steps", _PROFILE_STEPS)):
     if flag.value is not None:
       setattr(config, field, flag.value)
+  if _DATASET.value is not None:
+    _sequence_defaults(config)
   try:
     checks.check_fields(config)  # before the devices start and the workdir is made
     multihost.initialize(_MULTIHOST.value)  # before anything else touches the devices

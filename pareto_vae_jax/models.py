@@ -415,6 +415,8 @@ class VAE(nn.Module):
       else a diagonal Gaussian (flows), and its mixture prior mixes diagonal Gaussians.
     weight_init: initialization of every layer's weights and biases (``kernel_init``,
       ``bias_init``).
+    sequence_feature: the sequence decoder's feature activation, ``sigmoid`` or ``relu``
+      (``recurrent``; other architectures ignore it).
     dtype: compute dtype of the encoder and decoder networks (``bfloat16`` on accelerators);
       parameters stay float32, and the latent heads, densities, KLs and likelihoods are float32.
   """
@@ -435,6 +437,7 @@ class VAE(nn.Module):
   joint_options: Mapping[str, int] | None = None
   dtype: Any = jnp.float32
   weight_init: str = "fan_in_uniform"
+  sequence_feature: str = "sigmoid"
 
   @property
   def is_joint(self) -> bool:
@@ -502,9 +505,13 @@ class VAE(nn.Module):
     self._check_labels(y, x.shape[0])
     return self.posterior_head(self.encoder(x, self.one_hot(y)))
 
-  def decode(self, z: Array, y: Array | None = None) -> Array:
+  def decode(self, z: Array, y: Array | None = None, target: Array | None = None) -> Array:
+    """The decoder's outputs; an autoregressive decoder (``teacher_forced``) is fed the true
+    ``target`` (teacher forcing) when given one, and runs free without."""
     chex.assert_axis_dimension(z, -1, self.latent_dim)
     self._check_labels(y, z.shape[0])
+    if getattr(self.decoder, "teacher_forced", False):
+      return self.decoder(z, self.one_hot(y), target)
     return self.decoder(z, self.one_hot(y))
 
   def _check_labels(self, y: Array | None, batch: int) -> None:
@@ -562,9 +569,15 @@ def _conv(vae: VAE, num_raw: int) -> tuple[nn.Module, nn.Module]:
 
 ARCHITECTURES: dict[str, Any] = {}
 
+# Architectures over sequences [T, d] (``recurrent``), whose decoder takes the target sequence.
+SEQUENCE_ARCHITECTURES: set[str] = set()
 
-def register_architecture(name: str, build) -> None:
+
+def register_architecture(name: str, build, *, sequences: bool = False) -> None:
   """Makes ``build(vae, num_raw) -> (encoder, decoder)`` the architecture ``name``.
+
+  With ``sequences`` it is for sequence data (``sequences``), and its decoder is called as
+  ``decoder(z, label, target)``: teacher-forced on ``target``, free-running for None.
 
   The encoder maps ``(x, one_hot_label_or_None)`` to ``num_raw`` outputs per example (the latent
   head's inputs); the decoder maps ``(z, one_hot_label_or_None)`` to the likelihood's
@@ -574,6 +587,8 @@ def register_architecture(name: str, build) -> None:
   if name in ARCHITECTURES:
     raise ValueError(f"Architecture '{name}' is already registered.")
   ARCHITECTURES[name] = build
+  if sequences:
+    SEQUENCE_ARCHITECTURES.add(name)
 
 
 register_architecture("mlp", _mlp)

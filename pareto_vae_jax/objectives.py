@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from pareto_vae_jax import distributions
 
@@ -85,6 +86,47 @@ def gaussian_log_likelihood(mean: ArrayLike,
                  axis=_event_axes(per_element.shape, event_ndim, "gaussian_log_likelihood"))
 
 
+def sequence_log_likelihood(out: ArrayLike,
+                            x: ArrayLike,
+                            *,
+                            feature: str = "sigmoid",
+                            scale: ArrayLike = 1.0) -> Array:
+  """log p(x | z) of sequences (``sequences``' layout), summed over each sequence's steps.
+
+  ``x`` is ``[*batch, T, V + 1]``: a one-hot type over V types (the last one end-of-sequence)
+  and a feature per step, padding rows all zero; ``out`` the decoder's ``[*batch, T, V + 1]``:
+  V type logits and the feature's pre-activation. Per step: the categorical log-probability
+  of the type (cross-entropy with the softmax) plus, for the feature, with ``feature =
+  "sigmoid"`` the Bernoulli log-likelihood at the sigmoid (the binary cross-entropy; for a
+  feature strictly between 0 and 1 not a normalized density, as the MNIST BCE), with
+  ``"relu"`` the Gaussian ``log N(f; relu(pre), scale^2)``. Steps beyond a sequence's EOS
+  (padding) add nothing, to the value or to the gradients.
+
+  Returns:
+    ``[*batch]``.
+  """
+  out, x = jnp.asarray(out, jnp.float32), jnp.asarray(x, jnp.float32)
+  num_types = x.shape[-1] - 1
+  one_hot, f, pre = x[..., :num_types], x[..., num_types], out[..., num_types]
+  mask = jnp.sum(one_hot, -1) > 0
+  type_ll = jnp.sum(one_hot * jax.nn.log_softmax(out[..., :num_types]), -1)
+  if feature == "sigmoid":
+    feature_ll = f * jax.nn.log_sigmoid(pre) + (1 - f) * jax.nn.log_sigmoid(-pre)
+  elif feature == "relu":
+    feature_ll = distributions.log_prob(distributions.Gaussian(jax.nn.relu(pre), scale), f)
+  else:
+    raise ValueError(f"Unknown sequence feature '{feature}'; valid: sigmoid, relu.")
+  return jnp.sum(jnp.where(mask, type_ll + feature_ll, 0.0), -1)
+
+
+def sequence_mean(out: ArrayLike, *, feature: str = "sigmoid") -> Array:
+  """The mean of ``sequence_log_likelihood``'s p(x | z) per step: type probabilities and the
+  feature's mean (``sigmoid`` or ``relu`` of its pre-activation)."""
+  out = jnp.asarray(out, jnp.float32)
+  act = jax.nn.sigmoid if feature == "sigmoid" else jax.nn.relu
+  return jnp.concatenate([jax.nn.softmax(out[..., :-1], -1), act(out[..., -1:])], -1)
+
+
 def mean_squared_error(pred: ArrayLike, x: ArrayLike, *, event_ndim: int = 3) -> Array:
   """Per-example squared error averaged over the event axes.
 
@@ -140,7 +182,7 @@ def kl_warmup(step: ArrayLike, *, warmup_steps: ArrayLike) -> Array:
   return jnp.where(on, ramp, jnp.ones_like(t))
 
 
-def free_bits(kl_per_dim: ArrayLike, *, bits: ArrayLike) -> Array:
+def free_bits(kl_per_dim: ArrayLike, *, bits: ArrayLike, groups: int | None = None) -> Array:
   """Free-bits KL objective ``max(bits, E_batch[KL_j])`` per latent dimension ``j``.
 
   Kingma et al. 2016, "Improved Variational Inference with Inverse Autoregressive Flow", the
@@ -150,6 +192,12 @@ def free_bits(kl_per_dim: ArrayLike, *, bits: ArrayLike) -> Array:
   other functions here this one reduces (over the batch axis). Sum the result over dimensions
   for the KL term of a batch-mean loss: ``-mean(log_lik) + beta * sum(free_bits(kl, bits=b))``.
 
+  With ``groups = K`` the floor acts on groups of dimensions instead (the notes' eq. 14): the D
+  latent dimensions are split into K disjoint contiguous groups (sizes as equal as possible,
+  the first ``D mod K`` one larger, as ``numpy.array_split``), and each group pays
+  ``max(bits, sum_{j in group} E_batch[KL_j])``. ``K = D`` is the per-dimension floor; ``K = 1``
+  floors the whole KL.
+
   With ``bits=0`` it equals the batch mean for a non-negative KL (every closed form). A
   single-sample Monte Carlo KL estimate can be negative and would be clipped at 0: to turn
   free bits off for such estimates, take the batch mean instead of calling this.
@@ -157,16 +205,30 @@ def free_bits(kl_per_dim: ArrayLike, *, bits: ArrayLike) -> Array:
   Args:
     kl_per_dim: ``KL(q(z_j|x_i) || p(z_j))`` per example and latent dimension, shape
       ``[batch, dim]`` (or ``[batch, *latent_shape]``).
-    bits: the floor ``lambda`` in nats, a scalar or broadcastable against ``[dim]``.
+    bits: the floor ``lambda`` in nats, a scalar or broadcastable against ``[dim]`` (against
+      ``[groups]`` with ``groups``).
+    groups: None (per dimension), or K in 1..D: the floor acts on K groups of the last axis.
 
   Returns:
-    The per-dimension objective of shape ``[dim]`` (``kl_per_dim.shape[1:]``).
+    The per-dimension objective of shape ``[dim]`` (``kl_per_dim.shape[1:]``), or with
+    ``groups`` the per-group objective, shape ``[K]``.
   """
   kl_per_dim = jnp.asarray(kl_per_dim)
   if kl_per_dim.ndim < 1:
     raise ValueError("free_bits: kl_per_dim must have a leading batch axis, shape [batch, dim]; "
                      "got a scalar.")
   batch_mean = jnp.mean(kl_per_dim, axis=0)
+  if groups is not None:
+    if batch_mean.ndim != 1:
+      raise ValueError("free_bits: groups needs kl_per_dim of shape [batch, dim]; got "
+                       f"{kl_per_dim.shape}.")
+    dim = batch_mean.shape[-1]
+    if not 1 <= groups <= dim:
+      raise ValueError(f"free_bits: groups={groups} must be in 1..{dim} (the latent dimensions).")
+    membership = np.zeros((dim, groups), np.float32)  # static: dimension j -> its group
+    for g, dims in enumerate(np.array_split(np.arange(dim), groups)):
+      membership[dims, g] = 1.0
+    batch_mean = batch_mean @ jnp.asarray(membership, batch_mean.dtype)
   # where, not maximum: maximum splits the gradient 1/2-1/2 on a tie, where gives a dimension at
   # the floor exactly zero gradient, as for every dimension below it.
   return jnp.where(batch_mean > bits, batch_mean, jnp.asarray(bits, batch_mean.dtype))

@@ -186,7 +186,7 @@ def _save_png(path: str, grid: np.ndarray, title: str) -> None:
 
 def _to_pixels(out: jax.Array, likelihood: str) -> np.ndarray:
   """The decoder's output as pixels: the likelihood's mean, clipped to [0, 1]."""
-  return np.asarray(jnp.clip(vae.LIKELIHOODS[likelihood].mean(out), 0, 1))
+  return np.asarray(jnp.clip(vae.LIKELIHOODS[likelihood].mean(None, out), 0, 1))
 
 
 @functools.cache

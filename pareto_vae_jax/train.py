@@ -36,6 +36,7 @@ from pareto_vae_jax import multihost
 from pareto_vae_jax import objectives
 from pareto_vae_jax import progress as progress_lib
 from pareto_vae_jax import reporting
+from pareto_vae_jax import sequence_eval
 from pareto_vae_jax import vae
 
 Array = jax.Array
@@ -77,6 +78,8 @@ def make_train_step(spec: vae.VAESpec,
   """
   warmup_steps = float(config.warmup_epochs) * steps_per_epoch
   beta_max, free_bits = float(config.beta), float(config.free_bits)
+  # K groups of the notes' eq. 14; 0 (or the latent size) is the per-dimension floor.
+  groups = int(config.get("free_bits_groups", 0)) or None
 
   def pmean(x):
     return x if axis_name is None else jax.lax.pmean(x, axis_name)
@@ -84,7 +87,7 @@ def make_train_step(spec: vae.VAESpec,
   def loss_fn(params, batch, key, beta):
     terms = vae.terms(spec, params, batch, key)
     kl_dim_mean = pmean(jnp.mean(terms["kl_dim"], axis=0))
-    kl_objective = jnp.sum(objectives.free_bits(kl_dim_mean[None], bits=free_bits))
+    kl_objective = jnp.sum(objectives.free_bits(kl_dim_mean[None], bits=free_bits, groups=groups))
     log_lik = jnp.mean(terms["log_lik"])
     # The loss is minus the (beta-weighted, free-bits) ELBO, times the likelihood's convention
     # (``VAESpec.loss_scale``); the reported ELBO has beta = 1 and the plain KL.
@@ -207,10 +210,10 @@ def fit(config: ml_collections.ConfigDict, workdir: str):
     raise ValueError(f"workdir={workdir!r} is a URL; the trainer writes through the local "
                      "filesystem. Mount the bucket on every host (e.g. gcsfuse, or an NFS / "
                      "Filestore share) and pass the mount point, e.g. --workdir=/mnt/runs/x.")
-  os.makedirs(workdir, exist_ok=True)
   ds = data_lib.load_dataset(config.dataset, seed=config.seed, data_dir=config.get("data_dir", ""))
   mesh = multihost.global_mesh()
   spec = checks.check_config(config, ds, mesh.size)
+  os.makedirs(workdir, exist_ok=True)  # once the data and the config are known to be usable
   multihost.say(vae.describe_kl(spec))
   tx = make_optimizer(config)
   steps_per_epoch = len(ds.train_x) // config.batch_size
@@ -275,6 +278,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                          config.eval_batch_size,
                          vae.eval_key(config.seed),
                          progress=multihost.is_primary())
+  if spec.sequential:  # accuracy, exact match, prior validity, ... (sequence_eval)
+    results.update(
+        sequence_eval.sequence_metrics(spec,
+                                       params,
+                                       ds,
+                                       config.seed,
+                                       batch_size=config.eval_batch_size))
   results["step"] = step
   results["finished"] = step >= total_steps
   if not multihost.is_primary():
@@ -288,7 +298,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   finally:
     writer.close()
   if results["finished"]:
-    reporting.write_images(workdir, spec, params, ds, config.seed)
+    if spec.sequential:
+      sequence_eval.write_sequence_picture(os.path.join(workdir, "sequences.png"), spec, params, ds,
+                                           config.seed)
+    else:
+      reporting.write_images(workdir, spec, params, ds, config.seed)
     # Last, and whole or not at all: its presence says every output of the run is written.
     reporting.write_json_atomic(os.path.join(workdir, "test_metrics.json"),
                                 results | {"config": config.to_dict()})

@@ -117,7 +117,7 @@ class TrainedVAE:
 
 
 def _means(spec: vae_lib.VAESpec, out: Array) -> Array:
-  return vae_lib.LIKELIHOODS[spec.likelihood].mean(out)
+  return vae_lib.LIKELIHOODS[spec.likelihood].mean(spec, out)
 
 
 @functools.cache

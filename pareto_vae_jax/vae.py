@@ -33,6 +33,7 @@ from pareto_vae_jax import distributions as D
 from pareto_vae_jax import models
 from pareto_vae_jax import objectives
 from pareto_vae_jax import progress as progress_lib
+from pareto_vae_jax import recurrent
 from pareto_vae_jax._xla_workaround import jit
 from pareto_vae_jax.distributions import latent
 
@@ -49,7 +50,7 @@ NOISES = ("none", "normal", "lognormal", "uniform", "inverse_gaussian")
 MODEL_KEYS = ("dataset", "latent", "conditional", "prior", "latent_dim", "architecture", "hidden",
               "upsampling", "decoder_input", "pareto_alpha0", "pareto_scale", "likelihood", "noise",
               "noise_channels", "pareto_posterior_scale", "prior_components", "flow_layers",
-              "iaf_steps", "iaf_hidden", "iaf_context", "seed")
+              "iaf_steps", "iaf_hidden", "iaf_context", "sequence_feature", "seed")
 
 
 def _pairs(mapping) -> tuple[tuple[str, Any], ...]:
@@ -74,6 +75,8 @@ class VAESpec:
     likelihood, gaussian_scale: the reconstruction term.
     binarize: score a Bernoulli(x) draw of each input instead of ``x``.
     noise, noise_scale, noise_channels: the denoising corruption of the encoder's input.
+    sequence_feature: the sequence decoder's feature activation (``recurrent``): ``sigmoid``
+      (a Bernoulli term, features in [0, 1]) or ``relu`` (a Gaussian term).
   """
 
   latent: str
@@ -99,6 +102,7 @@ class VAESpec:
   noise: str = "none"
   noise_scale: float = 0.2
   noise_channels: int = 0
+  sequence_feature: str = "sigmoid"
 
   @classmethod
   def from_config(cls,
@@ -137,7 +141,8 @@ class VAESpec:
                binarize=bool(config.get("binarize", False)),
                noise=_noise(config.get("noise", "none")),
                noise_scale=float(config.get("noise_scale", 0.2)),
-               noise_channels=int(config.get("noise_channels", 0)))
+               noise_channels=int(config.get("noise_channels", 0)),
+               sequence_feature=_sequence_feature(config.get("sequence_feature", "sigmoid")))
 
   @functools.cached_property
   def model(self) -> models.VAE:
@@ -157,7 +162,13 @@ class VAESpec:
                       head_init_scale=self.head_init_scale,
                       joint_options=dict(self.joint_options),
                       dtype=jnp.dtype(self.dtype),
-                      weight_init=self.weight_init)
+                      weight_init=self.weight_init,
+                      sequence_feature=self.sequence_feature)
+
+  @property
+  def sequential(self) -> bool:
+    """Whether the model is over sequences (an autoregressive, teacher-forced decoder)."""
+    return self.architecture in models.SEQUENCE_ARCHITECTURES
 
   @property
   def conditional(self) -> bool:
@@ -242,6 +253,13 @@ def _likelihood(name: str) -> str:
   return name
 
 
+def _sequence_feature(name: str) -> str:
+  if name not in recurrent.FEATURE_ACTIVATIONS:
+    raise ValueError(f"Unknown sequence_feature '{name}'; valid: "
+                     f"{', '.join(recurrent.FEATURE_ACTIVATIONS)}.")
+  return name
+
+
 def _noise(name: str) -> str:
   if name not in NOISES:
     raise ValueError(f"Unknown noise '{name}'; valid: {', '.join(NOISES)}.")
@@ -262,9 +280,17 @@ def prior(spec: VAESpec, params, y: Array | None, n: int):
   return spec.model.apply(params, y, n, method=models.VAE.prior_dist)
 
 
-def decode(spec: VAESpec, params, z: Array, y: Array | None = None) -> Array:
-  """The decoder's outputs (logits for ``bernoulli``, means otherwise) for ``z`` as it sees it."""
-  return spec.model.apply(params, z, y, method=models.VAE.decode)
+def decode(spec: VAESpec,
+           params,
+           z: Array,
+           y: Array | None = None,
+           target: Array | None = None) -> Array:
+  """The decoder's outputs (logits for ``bernoulli``, means otherwise) for ``z`` as it sees it.
+
+  A sequence decoder is teacher-forced on ``target`` (the sequences being scored) and runs
+  free without it (``recurrent``); other decoders ignore ``target``.
+  """
+  return spec.model.apply(params, z, y, target, method=models.VAE.decode)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -365,13 +391,14 @@ class Likelihood:
   Attributes:
     log_prob: ``(spec, decoder_output, x) -> [B]``, log p(x | z) per example (or minus an
       error, for the squared-error losses).
-    mean: the decoder output -> the mean of p(x | z) (the pictures, ``TrainedVAE.decode``).
+    mean: ``(spec, decoder_output)`` -> the mean of p(x | z) (the pictures,
+      ``TrainedVAE.decode``).
     loss_scale: the loss is ``loss_scale`` times minus the ELBO (the heavy-tail study's
       1/2 (error + beta KL), its eq. 3, for mse and sse).
   """
 
   log_prob: Callable[[VAESpec, Array, Array], Array]
-  mean: Callable[[Array], Array] = lambda out: out
+  mean: Callable[[VAESpec, Array], Array] = lambda spec, out: out
   loss_scale: float = 1.0
 
 
@@ -389,7 +416,7 @@ register_likelihood(
     "bernoulli",
     Likelihood(
         lambda spec, out, x: objectives.bernoulli_log_likelihood(out, x, event_ndim=x.ndim - 1),
-        mean=jax.nn.sigmoid))
+        mean=lambda spec, out: jax.nn.sigmoid(out)))
 register_likelihood(
     "gaussian",
     Likelihood(lambda spec, out, x: objectives.gaussian_log_likelihood(
@@ -398,6 +425,11 @@ register_likelihood(
     "mse",
     Likelihood(lambda spec, out, x: -objectives.mean_squared_error(out, x, event_ndim=x.ndim - 1),
                loss_scale=0.5))
+register_likelihood(
+    "sequence",
+    Likelihood(lambda spec, out, x: objectives.sequence_log_likelihood(
+        out, x, feature=spec.sequence_feature, scale=spec.gaussian_scale),
+               mean=lambda spec, out: objectives.sequence_mean(out, feature=spec.sequence_feature)))
 register_likelihood(
     "sse",
     Likelihood(lambda spec, out, x: -objectives.sum_squared_error(out, x, event_ndim=x.ndim - 1),
@@ -466,7 +498,7 @@ def terms(spec: VAESpec, params, batch: Batch, key: Array) -> dict[str, Array]:
   q = encode(spec, params, encoder_input(spec, x, key, batch["index"]), y)
   p = prior(spec, params, y, x.shape[0])
   r, in_log, log_q = sample_and_log_q(keys, q)
-  out = decode(spec, params, decoder_input(r, in_log, spec.decode_log), y)
+  out = decode(spec, params, decoder_input(r, in_log, spec.decode_log), y, target=x)
   return {
       "log_lik": reconstruction_log_likelihood(spec, out, x),
       "kl_dim": kl_terms(q, p, r, in_log, log_q)
@@ -483,7 +515,8 @@ def eval_terms(spec: VAESpec, params, batch: Batch, key: Array,
   keys = example_keys(jax.random.fold_in(key, 2), batch["index"])
   r, in_log, log_q = sample_and_log_q(keys, q, num_samples)  # [k, B, dim], [k, B]
   log_p = joint_log_prob(p, r, in_log)
-  out = jax.vmap(lambda z: decode(spec, params, z, y))(decoder_input(r, in_log, spec.decode_log))
+  out = jax.vmap(lambda z: decode(spec, params, z, y, target=x))(decoder_input(
+      r, in_log, spec.decode_log))
   log_lik = jax.vmap(lambda o: reconstruction_log_likelihood(spec, o, x))(out)
   kl = jnp.sum(t["kl_dim"], -1)
   return {

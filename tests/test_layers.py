@@ -18,9 +18,9 @@ PACKAGE = pathlib.Path(pareto_vae_jax.__file__).parent
 LAYERS = [
     {"_xla_workaround", "config", "progress", "data", "sequences", "metrics", "multihost", "plots",
      "distributions", "configs"},
-    {"models", "objectives"},
+    {"models", "objectives", "recurrent"},
     {"vae"},
-    {"reporting", "checkpoint", "chunks", "checks", "interrupts"},
+    {"reporting", "checkpoint", "chunks", "checks", "interrupts", "sequence_eval"},
     {"train"},
     {"trained", "evaluate", "claims", "main"},
 ]
