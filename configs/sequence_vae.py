@@ -20,11 +20,11 @@ def get_config():
   c.latent = "gaussian"
   c.latent_dim = 16
   c.hidden = (128, 128)          # LSTM width, then the ReLU layers around it
-  c.num_epochs = 30
+  c.num_epochs = 20
   c.batch_size = 128
   c.learning_rate = 2e-3
   c.warmup_epochs = 5.0
-  c.free_bits = 0.5              # nats per group
+  c.free_bits = 3.0              # nats per group: 12 nats in all, against a collapsing KL
   c.free_bits_groups = 4         # 4 groups of 4 dimensions (eq. 14)
   c.iwae_samples = 64
   c.eval_batch_size = 500

@@ -45,22 +45,31 @@ class Lomax(base.Distribution):
 
 def rsample_log(key: Array, dist: Lomax, sample_shape: tuple[int, ...] = ()) -> Array:
   # Inverse CDF z = lam expm1(E / alpha), E ~ Exp(1), in log space: log z = log lam + log expm1(x)
-  # with x = E / alpha. Two forms of log expm1(x), each exact where it is used:
-  #   x >= 1e-2: x + log(-expm1(-x)), finite for every x (no exp(x) that overflows);
+  # with x = E / alpha. Three forms of log expm1(x), each exact where it is used:
   #   x <  1e-2: log E - log alpha + x/2 + x^2/24, the series of log(expm1(x) / x), which stays
-  #              exact where x = E / alpha itself would underflow (large alpha, tiny E).
+  #              exact where x = E / alpha itself would underflow (large alpha, tiny E);
+  #   1e-2 <= x < 1 - log(eps): x + log(-expm1(-x)), with no exp(x) that overflows;
+  #   x >= 1 - log(eps): x itself, which that form rounds to (exp(-x) < eps / e is below half an
+  #              ulp of x). Its derivative is exactly 1, where that of log(-expm1(-x)) underflows
+  #              to 0 (x > 87 in float32): a draw z that overflows to inf sends an infinite
+  #              cotangent back, and inf * 0 made the gradient of rsample nan there.
   log_e = log_standard_exponential(key, sample_shape + dist.batch_shape, dist.dtype)
   x = jnp.exp(log_e) / dist.alpha
   small = x < _SERIES_BELOW
-  x_large = jnp.where(small, 1.0, x)  # keeps log(-expm1(-x)) (and its gradient) finite at x = 0
+  huge = x >= 1 - np.log(jnp.finfo(dist.dtype).eps)
+  # Double where: each form sees a harmless x where it is not used, so that the zero cotangent
+  # of an unused branch meets a finite derivative.
+  x_large = jnp.where(small | huge, 1.0, x)
   large_form = x_large + jnp.log(-jnp.expm1(-x_large))
   small_form = log_e - jnp.log(dist.alpha) + x * (0.5 + x / 24)
-  return jnp.log(dist.scale) + jnp.where(small, small_form, large_form)
+  log_ratio = jnp.where(small, small_form, jnp.where(huge, x, large_form))
+  return jnp.log(dist.scale) + log_ratio
 
 
 def rsample(key: Array, dist: Lomax, sample_shape: tuple[int, ...] = ()) -> Array:
   # Like the Pareto's: exp overflows once E / alpha > 88.72, so every float32 draw (E <= 15.94)
-  # is finite for alpha >= 0.18 and unit scale.
+  # is finite for alpha >= 0.18 and unit scale. An overflowed draw is +inf, with gradient -inf
+  # in alpha and +inf in scale (never nan; tests/test_extremes.py).
   return jnp.exp(rsample_log(key, dist, sample_shape))
 
 

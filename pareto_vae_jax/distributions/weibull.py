@@ -12,6 +12,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
 
 from pareto_vae_jax.distributions import base, registry
 
@@ -142,6 +143,72 @@ def variance(dist: Weibull) -> Array:
                  jnp.log(-jnp.expm1(-d)))
 
 
+def _kl_weibull_terms(k1: Array, lam1: Array, k2: Array,
+                      lam2: Array) -> tuple[Array, Array, Array, Array]:
+  """(s, shape_term, delta, log_ratio) of ``kl_weibull``'s regrouping (see there)."""
+  delta = (k2 - k1) / k1  # rho - 1, without rounding rho first
+  shape_term = _lgamma1p_above_tangent(delta)  # log Gamma(rho) + euler_gamma (rho - 1)
+  # log(lam1 / lam2) from the exact difference lam1 - lam2 where the scales are close; the
+  # difference of two rounded logs would carry an absolute error of ~1e-7 into a tiny KL.
+  close = jnp.abs(lam1 - lam2) < 0.5 * lam2
+  log_ratio = jnp.where(close, jnp.log1p(jnp.where(close, lam1 - lam2, 0.0) / lam2),
+                        jnp.log(lam1) - jnp.log(lam2))
+  # log Gamma(1 + rho) = log rho + log Gamma(rho).
+  s = k2 * log_ratio + jnp.log1p(delta) + shape_term - np.euler_gamma * delta
+  return s, shape_term, delta, log_ratio
+
+
+def _kl_weibull_value(s: Array, shape_term: Array) -> tuple[Array, Array]:
+  """The KL from its two terms, and where exp(s) overflows (the KL is then +inf)."""
+  # Not the nan of inf - inf; the double where keeps the unused branch finite.
+  overflow = s > np.log(np.finfo(s.dtype).max)
+  value = _expm1_minus_identity(jnp.where(overflow, 0.0, s)) + shape_term
+  return jnp.where(overflow, jnp.inf, value), overflow
+
+
+@jax.custom_jvp
+def _kl_weibull(k1: Array, lam1: Array, k2: Array, lam2: Array) -> Array:
+  return _kl_weibull_value(*_kl_weibull_terms(k1, lam1, k2, lam2)[:2])[0]
+
+
+def _kl_weibull_jvp(primals, tangents):
+  """The KL's derivative as one coefficient per parameter, each formed before it is used.
+
+  With KL = [exp(s) - 1 - s] + shape_term, every partial derivative is expm1(s) times a finite
+  slope of s plus a finite slope of the shape term. Near the overflow of exp(s) (expm1(s) up
+  to 3.4e38 in float32) the chain rule through the graph of s would multiply that factor into
+  each path separately, and paths whose products overflow with opposite signs (through
+  delta = (k2 - k1) / k1, and k2's two appearances in s) add up to inf - inf = nan: the KL of
+  1.7e38 at (57.14, 5.5414, 18.038, 0.041836) had the gradient (nan, inf, nan, -inf). Here each
+  coefficient multiplies expm1(s) once, by the slope already summed, so it is finite or +-inf,
+  never nan; where the KL is +inf the coefficients are 0, as before.
+  """
+  k1, lam1, k2, lam2 = primals
+  s, shape_term, delta, log_ratio = _kl_weibull_terms(k1, lam1, k2, lam2)
+  value, overflow = _kl_weibull_value(s, shape_term)
+  # d [exp(s) - 1 - s] / ds, capped at the largest float so that a zero slope gives 0, not nan.
+  big = jnp.minimum(jnp.expm1(jnp.where(overflow, 0.0, s)), jnp.finfo(s.dtype).max)
+  # d shape_term / d delta = digamma(rho) + euler_gamma, from the same series near rho = 1;
+  # d s / d delta = 1 / rho + that - euler_gamma = digamma(1 + rho).
+  _, shape_slope = jax.jvp(_lgamma1p_above_tangent, (delta,), (jnp.ones_like(delta),))
+  s_slope = 1 / (1 + delta) + shape_slope - np.euler_gamma
+  rho_over_k1 = (1 + delta) / k1  # -d delta / d k1; d delta / d k2 = 1 / k1
+  coefficients = (
+      big * (-rho_over_k1 * s_slope) - rho_over_k1 * shape_slope,  # k1
+      big * (k2 / lam1),  # lam1
+      big * (log_ratio + s_slope / k1) + shape_slope / k1,  # k2
+      big * (-k2 / lam2),  # lam2
+  )
+  tangent = jnp.zeros_like(value)
+  for coefficient, t in zip(coefficients, tangents):
+    if not isinstance(t, SymbolicZero):  # a zero tangent adds nothing (not inf * 0 = nan)
+      tangent = tangent + jnp.where(overflow, 0.0, coefficient) * t
+  return value, tangent
+
+
+_kl_weibull.defjvp(_kl_weibull_jvp, symbolic_zeros=True)
+
+
 def kl_weibull(concentration_q: ArrayLike, scale_q: ArrayLike, concentration_p: ArrayLike,
                scale_p: ArrayLike) -> Array:
   """KL(Weibull(k1, lam1) || Weibull(k2, lam2)), elementwise.
@@ -162,6 +229,9 @@ def kl_weibull(concentration_q: ArrayLike, scale_q: ArrayLike, concentration_p: 
   KL is exactly 0 for q = p and keeps its small value for nearly equal parameters. Checked
   against quadrature and Monte Carlo in tests/test_kl.py and tests/test_mc_kl.py.
 
+  The gradient is written out (``_kl_weibull_jvp``): expm1(s) times the slope of s, plus the
+  slope of the shape term, per parameter, with d s / d rho = digamma(1 + rho).
+
   Args:
     concentration_q: k1 of q, > 0.
     scale_q: lam1 of q, > 0.
@@ -171,7 +241,8 @@ def kl_weibull(concentration_q: ArrayLike, scale_q: ArrayLike, concentration_p: 
   Returns:
     The broadcast elementwise KL, ``>= 0``; ``inf``, with a zero gradient, where exp(s)
     overflows. Its gradient, ~KL times k2 / lam2 or k2 / k1, is finite below KL ~ 1e30 for
-    parameters in [1e-2, 1e2]; in the band just below overflow it can itself overflow.
+    parameters in [1e-2, 1e2]; in the band just below overflow it can itself overflow to
+    +-inf (never nan).
 
   Example:
     >>> from pareto_vae_jax.distributions.weibull import kl_weibull
@@ -181,19 +252,7 @@ def kl_weibull(concentration_q: ArrayLike, scale_q: ArrayLike, concentration_p: 
   k1, lam1, k2, lam2 = jnp.broadcast_arrays(
       *(jnp.asarray(v, jnp.result_type(concentration_q, scale_q, concentration_p, scale_p, float))
         for v in (concentration_q, scale_q, concentration_p, scale_p)))
-  delta = (k2 - k1) / k1  # rho - 1, without rounding rho first
-  shape_term = _lgamma1p_above_tangent(delta)  # log Gamma(rho) + euler_gamma (rho - 1)
-  # log(lam1 / lam2) from the exact difference lam1 - lam2 where the scales are close; the
-  # difference of two rounded logs would carry an absolute error of ~1e-7 into a tiny KL.
-  close = jnp.abs(lam1 - lam2) < 0.5 * lam2
-  log_ratio = jnp.where(close, jnp.log1p(jnp.where(close, lam1 - lam2, 0.0) / lam2),
-                        jnp.log(lam1) - jnp.log(lam2))
-  # log Gamma(1 + rho) = log rho + log Gamma(rho).
-  s = k2 * log_ratio + jnp.log1p(delta) + shape_term - np.euler_gamma * delta
-  # Where exp(s) overflows, the KL is +inf with a zero gradient (not the nan of inf - inf).
-  overflow = s > np.log(np.finfo(s.dtype).max)
-  value = _expm1_minus_identity(jnp.where(overflow, 0.0, s)) + shape_term
-  return jnp.where(overflow, jnp.inf, value)
+  return _kl_weibull(k1, lam1, k2, lam2)
 
 
 @registry.register_kl(Weibull, Weibull)
