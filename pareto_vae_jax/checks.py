@@ -142,7 +142,7 @@ def check_config(config, ds: data_lib.Dataset, num_devices: int) -> vae.VAESpec:
   if not 0 < config.batch_size <= len(ds.train_x):
     raise ConfigError(f"batch_size={config.batch_size} must be in [1, {len(ds.train_x)}] (the "
                       f"training examples of '{ds.name}'); set --config.batch_size accordingly.")
-  prior = config.get("prior", "standard")
+  prior = spec.prior
   if prior in ("vamp", "mixture") and config.free_bits:
     raise ConfigError(f"free_bits needs a factorized prior; the {prior} prior's density is joint "
                       "over the dimensions. Set --config.free_bits=0 or --prior=standard.")

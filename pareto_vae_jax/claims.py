@@ -88,7 +88,7 @@ def measure(run: evaluate.Run, *, seed: int = 0) -> dict[str, Any]:
   return {
       "run": run.workdir,
       "latent": run.config.latent,
-      "prior": run.config.prior,
+      "prior": run.spec.prior,
       "true_alpha": true_alpha.tolist(),
       "factor_alpha_hill": factor_alpha.tolist(),
       "factor_alpha_se": factor_se.tolist(),

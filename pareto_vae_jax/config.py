@@ -22,7 +22,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Model.
   c.latent = "pareto"  # any of pareto_vae_jax.latent_names() (README)
   c.conditional = False  # condition encoder, decoder (and learned prior) on the label
-  c.prior = "standard"  # standard (fixed) | learned (p(z|c) network) | vamp | mixture
+  c.prior = "auto"  # auto | standard (fixed) | learned (p(z|c) network) | vamp | mixture
+  # auto: learned for a Pareto CVAE (the guide's Pareto(alpha_p(c), x_m)), else standard
   c.prior_components = 10  # K pseudo-inputs (vamp) or mixture components (mixture)
   c.latent_dim = 16  # number of latent dimensions
   c.architecture = "mlp"  # mlp | conv (the MNIST report's tables 1-2) | lstm | bilstm (sequences)

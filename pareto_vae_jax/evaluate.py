@@ -283,7 +283,7 @@ def write_pictures(run: Run,
   encoded = encoded or encode_test_set(run)
   codes, labels = encoded["codes"], encoded["labels"]
   statistic = statistic_name(config.latent)
-  name = f"{config.latent} {'CVAE' if config.conditional else 'VAE'}, {config.prior} prior"
+  name = f"{config.latent} {'CVAE' if config.conditional else 'VAE'}, {run.spec.prior} prior"
   written = []
 
   records = _train_records(run.workdir)

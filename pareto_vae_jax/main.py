@@ -85,7 +85,7 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from pareto_vae_jax import checkpoint, checks, data, distributions, interrupts  # noqa: E402
-from pareto_vae_jax import multihost, train  # noqa: E402
+from pareto_vae_jax import multihost, train, vae  # noqa: E402
 
 # Errors a user fixes by changing the command (their messages say how): main prints the message
 # alone, without a traceback, and exits with status 2 (a usage error, as absl's for a bad flag).
@@ -100,8 +100,11 @@ config_flags.DEFINE_config_file("config",
                                 lock_config=True)
 _LATENT = flags.DEFINE_enum("latent", None, distributions.latent_names(), "Latent family.")
 _CONDITIONAL = flags.DEFINE_boolean("conditional", None, "Condition on the class label.")
-_PRIOR = flags.DEFINE_enum("prior", None, ["standard", "learned", "vamp", "mixture"],
-                           "Fixed, learned conditional, VampPrior or learnable mixture prior.")
+_PRIOR = flags.DEFINE_enum(
+    "prior", None, list(vae.PRIORS),
+    "Fixed, learned conditional, VampPrior or learnable mixture prior; "
+    "auto (the default): learned for a Pareto CVAE (the guide's model), "
+    "else fixed.")
 _DATASET = flags.DEFINE_string(
     "dataset", None, f"Training data: one of {', '.join(data.DATASETS)}, or "
     f"{data.NPZ_PREFIX}PATH for your own sequences (pareto_vae_jax/sequences.py).")
@@ -125,7 +128,7 @@ def run_name(config) -> str:
   dataset = config.dataset
   if dataset.startswith(data.NPZ_PREFIX):  # a path: its file name, without the extension
     dataset = "npz-" + os.path.splitext(os.path.basename(dataset[len(data.NPZ_PREFIX):]))[0]
-  return f"{dataset}-{config.latent}-{kind}-{config.prior}-seed{config.seed}"
+  return f"{dataset}-{config.latent}-{kind}-{vae.resolve_prior(config)}-seed{config.seed}"
 
 
 def _sequence_defaults(config) -> None:

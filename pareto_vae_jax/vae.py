@@ -122,7 +122,7 @@ class VAESpec:
                architecture=config.architecture,
                hidden=tuple(config.hidden),
                upsampling=config.upsampling,
-               prior=config.prior,
+               prior=resolve_prior(config),
                prior_components=int(config.get("prior_components", 10)),
                fixed=_pairs(fixed),
                posterior_lower_bounds=_pairs(_posterior_lower_bounds(config)),
@@ -190,6 +190,21 @@ class VAESpec:
     """Fresh parameters (jitted: run eagerly, each initializer op would compile on its own)."""
     x = jnp.zeros((1, *self.encoder_input_shape), jnp.float32)
     return jit(self.model.init)(key, x, jnp.zeros((1,), jnp.int32))
+
+
+PRIORS = ("auto", "standard", "learned", "vamp", "mixture")
+
+
+def resolve_prior(config) -> str:
+  """``config.prior`` with ``auto`` resolved: ``learned`` for a Pareto CVAE (the guide's model,
+  sections 2.2, 5.2 and 6.2: p(z | c) = Pareto(alpha_p(c), x_m), alpha_p a network of the
+  label), ``standard`` for everything else."""
+  prior = config.get("prior", "standard")
+  if prior not in PRIORS:
+    raise ValueError(f"Unknown prior '{prior}'; valid: {', '.join(PRIORS)}.")
+  if prior == "auto":
+    return "learned" if config.latent == "pareto" and config.conditional else "standard"
+  return prior
 
 
 def _latent_hyper(config) -> tuple[dict[str, float], dict[str, float]]:
