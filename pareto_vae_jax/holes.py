@@ -36,7 +36,8 @@ from pareto_vae_jax._xla_workaround import jit
 Array = jax.Array
 
 
-def hole_fraction(log_q_prior: np.ndarray, log_q_posterior: np.ndarray,
+def hole_fraction(log_q_prior: np.ndarray,
+                  log_q_posterior: np.ndarray,
                   quantile: float = 0.01) -> tuple[float, float]:
   """(fraction of prior draws below the aggregate posterior's own ``quantile``, the threshold).
 
@@ -91,7 +92,11 @@ def _draw_fn(spec: vae.VAESpec):
   return jit(prior_draws), jit(posterior_draws)
 
 
-def train_classifier(x: np.ndarray, y: np.ndarray, num_classes: int, *, epochs: int = 3,
+def train_classifier(x: np.ndarray,
+                     y: np.ndarray,
+                     num_classes: int,
+                     *,
+                     epochs: int = 3,
                      seed: int = 0):
   """A 784-256-C ReLU MLP (Adam 1e-3, batch 128): ``predict(images) -> class probabilities``."""
   rng = np.random.default_rng(seed)
@@ -114,7 +119,7 @@ def train_classifier(x: np.ndarray, y: np.ndarray, num_classes: int, *, epochs: 
   @jit
   def step(p, opt, images, labels):
     loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(logits(p, images), labels
-                                                                     ).mean()
+                                                                    ).mean()
     grads = jax.grad(loss)(p)
     updates, opt = tx.update(grads, opt, p)
     return optax.apply_updates(p, updates), opt

@@ -22,7 +22,7 @@ LAYERS = [
     {"vae"},
     {"reporting", "checkpoint", "chunks", "checks", "interrupts", "sequence_eval"},
     {"train"},
-    {"trained", "evaluate", "claims", "main"},
+    {"trained", "evaluate", "claims", "main", "holes"},
 ]
 
 
