@@ -121,10 +121,12 @@ def sequence_log_likelihood(out: ArrayLike,
 
 def sequence_mean(out: ArrayLike, *, feature: str = "sigmoid") -> Array:
   """The mean of ``sequence_log_likelihood``'s p(x | z) per step: type probabilities and the
-  feature's mean (``sigmoid`` or ``relu`` of its pre-activation)."""
+  feature's mean (``sigmoid`` or ``relu`` of its pre-activation). All-zero rows (the padding a
+  free-running decoder leaves after EOS) stay zero, as padding is in the data."""
   out = jnp.asarray(out, jnp.float32)
   act = jax.nn.sigmoid if feature == "sigmoid" else jax.nn.relu
-  return jnp.concatenate([jax.nn.softmax(out[..., :-1], -1), act(out[..., -1:])], -1)
+  mean = jnp.concatenate([jax.nn.softmax(out[..., :-1], -1), act(out[..., -1:])], -1)
+  return jnp.where(jnp.any(out != 0, -1, keepdims=True), mean, 0.0)
 
 
 def mean_squared_error(pred: ArrayLike, x: ArrayLike, *, event_ndim: int = 3) -> Array:

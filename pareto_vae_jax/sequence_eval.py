@@ -82,7 +82,7 @@ def snap(info: sequences.SequenceInfo, types, features) -> tuple[int, ...]:
   return tuple(key)
 
 
-def quantized(info: sequences.SequenceInfo, features, types) -> list[float]:
+def quantized(info: sequences.SequenceInfo, types, features) -> list[float]:
   """Decoded features snapped to their grid (where the data has one, else as they are)."""
   if info.feature_levels is None:
     return [float(f) for f in features]
@@ -167,7 +167,7 @@ def prior_sample_metrics(spec: vae.VAESpec, params, ds, seed: int,
   info = ds.sequence
   samples, _ = prior_samples(spec, params, ds, seed, num)
   keys = [snap(info, t, f) for t, f in samples]
-  valid = ([bool(info.checker(t, quantized(info, f, t))) for t, f in samples]
+  valid = ([bool(info.checker(t, quantized(info, t, f))) for t, f in samples]
            if info.checker is not None else None)
   training = {snap(info, *sequences.from_array(x)) for x in ds.train_x}
   pool = [k for k, ok in zip(keys, valid or [True] * len(keys)) if ok]
@@ -213,7 +213,7 @@ def write_sequence_picture(path: str,
   lines.append(("Prior samples" + (" (label in brackets)" if spec.conditional else ""), "title"))
   samples, labels = prior_samples(spec, params, ds, seed, num_samples)
   for (types, feats), label in zip(samples, labels):
-    valid = info.checker(types, quantized(info, feats, types)) if info.checker else True
+    valid = info.checker(types, quantized(info, types, feats)) if info.checker else True
     tag = f"[{label}] " if spec.conditional else ""
     lines.append((f"  {tag}{_render(info, types, feats)}", "ok" if valid else "bad"))
   # Interpolation between the draws of test sequences 0 and 1, decoded under sequence 0's label.

@@ -25,7 +25,8 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 COLAB = ROOT / "colab"
 NOTEBOOKS = sorted(COLAB.glob("*.ipynb"))
-EXPECTED = ("latent_families.ipynb", "pareto_cvae_quickstart.ipynb", "pure_functions.ipynb")
+EXPECTED = ("latent_families.ipynb", "pareto_cvae_quickstart.ipynb", "pure_functions.ipynb",
+            "sequence_vae.ipynb")
 CELL_TIMEOUT_S = 300  # tiny mode needs seconds; a hung cell fails instead of stalling CI
 INSTALL_GUARD = 'importlib.util.find_spec("pareto_vae_jax") is None'
 # A Colab form field: the text box beside the cell sets SOURCE.

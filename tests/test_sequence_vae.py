@@ -201,7 +201,7 @@ def test_sequence_likelihood_against_a_hand_computation():
 
 
 def test_every_parameter_gets_a_gradient(ds):
-  for latent in ("gaussian", "pareto"):
+  for latent in ("pareto",):  # the richest: learned conditional prior (the others: end to end)
     spec = _spec(ds, latent=latent, conditional=True, prior="learned")
     _, grads = _loss_and_grads(spec, spec.init(jax.random.key(0)), ds.test_x[:16], ds.test_y[:16])
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
@@ -247,8 +247,10 @@ POSTERIORS = [("gaussian", {}), ("full_cov_gaussian", {}), ("planar", {"flow_lay
 def test_trains_and_reports_on_architectures(small_architectures, tmp_path, latent, extra):
   # Joint posteriors have one KL for the whole vector: one group.
   groups = 2 if latent in ("gaussian", "pareto") else 1
+  # One direction: the same code paths as bilstm's (test_padding covers both), less to compile.
   results = train.train_and_evaluate(
-      _config(latent=latent, free_bits=0.1, free_bits_groups=groups, **extra), str(tmp_path))
+      _config(latent=latent, architecture="lstm", free_bits=0.1, free_bits_groups=groups, **extra),
+      str(tmp_path))
   assert results["finished"] and np.isfinite(results["elbo"]) and np.isfinite(results["iwae"])
   saved = json.loads((tmp_path / "test_metrics.json").read_text())
   for key in ("tf_type_accuracy", "fr_type_accuracy", "prior_validity"):
