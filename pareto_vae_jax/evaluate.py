@@ -30,7 +30,7 @@ from pareto_vae_jax._xla_workaround import jit
 from pareto_vae_jax import data as data_lib
 from pareto_vae_jax import distributions as D
 from pareto_vae_jax.distributions import joint
-from pareto_vae_jax import metrics, plots, reporting, trained, vae
+from pareto_vae_jax import metrics, plots, reporting, sequence_eval, trained, vae
 
 Array = jax.Array
 
@@ -187,6 +187,8 @@ def evaluate_run(run: Run,
   # none, whatever its location does (a Pareto's location and width move together).
   kl_per_dim = encoded["kl"].mean(0)
   statistic = statistic_name(config.latent)
+  if run.spec.sequential:  # accuracy, exact match, prior validity, ... (sequence_eval)
+    result.update(sequence_eval.sequence_metrics(run.spec, run.params, ds, seed))
   result.update({
       "iwae_samples": iwae_samples,
       "nll_iwae": -result["iwae"],
@@ -211,6 +213,10 @@ def evaluate_run(run: Run,
   return result
 
 
+SEQUENCE_METRICS = ("tf_type_accuracy", "fr_type_accuracy", "tf_exact_match", "fr_exact_match",
+                    "tf_feature_mae", "prior_validity", "prior_uniqueness", "prior_novelty")
+
+
 def markdown(results: dict[str, Any], title: str) -> str:
   """A short markdown report of ``evaluate_run``'s results."""
   r = results
@@ -232,6 +238,8 @@ def markdown(results: dict[str, Any], title: str) -> str:
       f"| dimensions with mean KL > {r['active_threshold']} nats | " +
       ("n/a (no per-dimension closed form)"
        if r["kl_active_units"] is None else f"{r['kl_active_units']} / {r['latent_dim']}") + " |",
+      *(f"| {k} | {'n/a' if r[k] is None else format(r[k], '.4g')} |" for k in SEQUENCE_METRICS
+        if k in r),
       "",
       f"Likelihood: {r['likelihood']}",
       "",
@@ -304,6 +312,10 @@ def write_pictures(run: Run,
           title=f"Encoder's posterior parameters over the test set ({name})"))
   if len(ds.input_shape) == 3:
     written += _image_pictures(run, out_dir, codes, name, statistic, seed)
+  if run.spec.sequential:
+    written.append(
+        sequence_eval.write_sequence_picture(os.path.join(out_dir, "sequences.png"), run.spec,
+                                             run.params, ds, seed))
   return written
 
 

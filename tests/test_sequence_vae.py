@@ -344,3 +344,16 @@ def test_image_settings_on_sequences_are_refused_with_the_fix(ds):
     checks.check_config(_config(), mnist_like, 1)
   with pytest.raises(checks.ConfigError, match="free_bits_groups=9"):
     checks.check_config(_config(free_bits_groups=9), ds, 1)
+
+
+def test_evaluate_reports_the_sequence_metrics_and_picture(small_architectures, tmp_path, ds,
+                                                           monkeypatch):
+  from pareto_vae_jax import evaluate  # pylint: disable=g-import-not-at-top
+  train.train_and_evaluate(_config(architecture="lstm"), str(tmp_path))
+  monkeypatch.setattr(evaluate.data_lib, "load_dataset", lambda *a, **k: ds)
+  results = evaluate.evaluate_workdir(str(tmp_path), iwae_samples=4)
+  saved = json.loads((tmp_path / "test_metrics.json").read_text())
+  for key in ("tf_type_accuracy", "prior_validity"):
+    assert results[key] == saved[key]  # the same model, keys and draws as the training run's
+  assert "tf_type_accuracy" in (tmp_path / "evaluation" / "evaluation.md").read_text()
+  assert (tmp_path / "evaluation" / "sequences.png").exists()
