@@ -48,3 +48,13 @@ def test_aggregate_posterior_density_equals_a_plain_mixture_of_the_encoders_gaus
     per_example = stats.norm.logpdf(z[i], loc, scale).sum(-1)  # [40]
     expected = np.logaddexp.reduce(per_example) - np.log(40)
     assert got[i] == pytest.approx(expected, rel=1e-4, abs=1e-4)
+
+
+def test_prior_draws_outside_every_posteriors_support_are_holes():
+  # Pareto posteriors with scales x_q >= 2 and a prior whose draws start at x_m = 1: the prior
+  # draws below 2 have log q_agg = -inf, and so do a few held-out posterior draws' neighbours.
+  log_q_posterior = np.concatenate([np.full(5, -np.inf), np.linspace(-3, 0, 995)])
+  log_q_prior = np.array([-np.inf, -np.inf, -1.0, -0.5])
+  fraction, threshold = holes.hole_fraction(log_q_prior, log_q_posterior, 0.01)
+  assert np.isfinite(threshold) and -3 <= threshold < -2.9
+  assert fraction == 0.5
