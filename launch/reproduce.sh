@@ -7,7 +7,9 @@
 #   ONLY=claims bash launch/reproduce.sh     # one group: report, heavy_tail, synthetic,
 #                                            # mnist_exp, beta, denoise, stacked, collapse,
 #                                            # claims, scale (Pareto with a learned scale),
-#                                            # families (the later families and priors)
+#                                            # families (the later families and priors),
+#                                            # quickstart (the guide's model beside two others),
+#                                            # holes (prior holes), sequence (the sequence VAE)
 #
 # Each run trains into runs/repro/<group>/<name> (a second invocation resumes or skips
 # finished runs); evaluations and the summary tables go to runs/repro/<group>/summary.md.
@@ -189,4 +191,36 @@ if wanted families; then  # every family and prior beyond the first four: the qu
     done
   done
   summarize families 64 false
+fi
+
+if wanted quickstart; then  # the README's quick-start table: the guide's model, 3 seeds
+  run "$PY" experiments/quickstart_table.py --out="$ROOT/quickstart" --seeds=0,1,2
+fi
+
+if wanted holes; then  # prior holes: Gaussian and Pareto CVAEs, standard and learned priors
+  for seed in 0 1 2; do
+    for spec in "pareto-learned:--latent=pareto" \
+                "pareto-learned-scale:--latent=pareto --config.pareto_posterior_scale=learned" \
+                "pareto-standard:--latent=pareto --prior=standard" \
+                "gaussian-standard:--latent=gaussian" \
+                "gaussian-learned:--latent=gaussian --prior=learned"; do
+      # shellcheck disable=SC2086
+      train holes "${spec%%:*}-seed$seed" --conditional --seed="$seed" ${spec#*:}
+    done
+  done
+  if [[ "$DRY_RUN" != 1 ]]; then
+    mapfile -t dirs < <(finished_dirs holes)
+    run "$PY" -m pareto_vae_jax.holes "${dirs[@]}" --out="$ROOT/holes/holes.json"
+  fi
+fi
+
+if wanted sequence; then  # the notes' sequence VAE: the preset, and the four posteriors + Pareto
+  for arch in bilstm lstm; do
+    for seed in 0 1 2; do
+      train sequence "preset-$arch-seed$seed" --config=sequence_vae --seed="$seed" \
+        --config.architecture="$arch"
+    done
+  done
+  run "$PY" experiments/sequence_comparison.py --out="$ROOT/sequence/comparison" --seeds=0,1,2 \
+    --extra="--config.free_bits=12"
 fi
