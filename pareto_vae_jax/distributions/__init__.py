@@ -53,6 +53,8 @@ from pareto_vae_jax.distributions.full_cov_gaussian import (
     kl_full_cov_diag,
     kl_full_cov_standard,
 )
+from pareto_vae_jax.distributions.multivariate_t import MultivariateT
+from pareto_vae_jax.distributions.multivariate_symmetric_pareto import MultivariateSymmetricPareto
 from pareto_vae_jax.distributions.planar import PlanarFlow
 from pareto_vae_jax.distributions.iaf import IAF
 from pareto_vae_jax.distributions.mixture import Mixture
