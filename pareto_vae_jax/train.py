@@ -194,6 +194,17 @@ def make_fed_chunk_runner(train_step: Callable,
 # The loop.
 
 
+def resolved(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """``config`` with ``prior = auto`` replaced by the prior it stands for (a copy; the caller's
+  is left alone), so that config.json, the checkpoints' compatibility check and the run's
+  metrics name the prior that was trained."""
+  if config.get("prior", "standard") != "auto":
+    return config
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.prior = vae.resolve_prior(config)
+  return config
+
+
 def fit(config: ml_collections.ConfigDict, workdir: str):
   """Trains (or resumes) a (conditional) VAE to ``config.num_epochs``, checkpointing in ``workdir``.
 
@@ -206,6 +217,7 @@ def fit(config: ml_collections.ConfigDict, workdir: str):
     model's ``vae.VAESpec`` and the dataset.
   """
   checks.check_fields(config)  # every numeric field, before anything is created or read
+  config = resolved(config)
   if "://" in workdir:
     raise ValueError(f"workdir={workdir!r} is a URL; the trainer writes through the local "
                      "filesystem. Mount the bucket on every host (e.g. gcsfuse, or an NFS / "
@@ -260,6 +272,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   A run that already finished returns the metrics it saved in ``test_metrics.json``. Metrics,
   TensorBoard events, ``test_metrics.json`` and pictures are written by process 0 only.
   """
+  config = resolved(config)
   state, spec, ds = fit(config, workdir)
   step = int(state.step)
   total_steps = len(ds.train_x) // config.batch_size * config.num_epochs

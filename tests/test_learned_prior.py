@@ -38,3 +38,28 @@ def test_learned_conditional_prior_trains_and_depends_on_the_label(tmp_path, mon
   if D.has_closed_form_kl(type(q), type(p)):
     np.testing.assert_allclose(terms["kl_dim"], D.kl(q, p), rtol=1e-5, atol=1e-6)
   assert np.isfinite(np.asarray(terms["kl_dim"])).all()
+
+
+@pytest.mark.parametrize("latent,conditional,expected", [("pareto", True, "learned"),
+                                                         ("pareto", False, "standard"),
+                                                         ("gaussian", True, "standard")])
+def test_the_default_prior_is_the_guides_learned_one_for_a_pareto_cvae(latent, conditional,
+                                                                       expected):
+  config = tiny.config(latent=latent, conditional=conditional)
+  assert config.prior == "auto"  # the default
+  assert vae.resolve_prior(config) == expected
+  assert train.resolved(config).prior == expected and config.prior == "auto"  # a copy
+
+
+def test_the_quick_start_command_trains_the_learned_conditional_pareto_prior(tmp_path, monkeypatch):
+  import json  # pylint: disable=g-import-not-at-top
+  tiny.patch_dataset(monkeypatch, tiny.small_dataset("synthetic_lognormal", 256, 64))
+  config = tiny.config(latent="pareto", conditional=True, num_epochs=1)  # prior: auto
+  train.train_and_evaluate(config, str(tmp_path))
+  assert json.loads((tmp_path / "config.json").read_text())["prior"] == "learned"
+  state, spec, _ = train.fit(config, str(tmp_path))  # resumes: the same model
+  assert spec.prior == "learned" and "prior_net" in state.params["params"]
+  # The guide's p(z | c) = Pareto(alpha_p(c), x_m): alpha from the label, x_m fixed.
+  p = vae.prior(spec, jax.device_get(state.params), jnp.arange(2), 2)
+  assert isinstance(p, D.Pareto)
+  np.testing.assert_allclose(p.scale, config.pareto_scale)
