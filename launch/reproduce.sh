@@ -234,7 +234,8 @@ fi
 if wanted sequence; then  # the notes' sequence VAE: the preset, and the four posteriors + Pareto
   for arch in bilstm lstm; do
     for seed in 0 1 2; do
-      train sequence "preset-$arch-seed$seed" --config=sequence_vae --seed="$seed" \
+      train sequence "preset-$arch-seed$seed" --config=configs/sequence_vae.py --latent=gaussian \
+        --seed="$seed" \
         --config.architecture="$arch"
     done
   done

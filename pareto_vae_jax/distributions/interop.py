@@ -38,6 +38,8 @@ from pareto_vae_jax.distributions.inverse_gaussian import InverseGaussian
 from pareto_vae_jax.distributions.lognormal import LogNormal
 from pareto_vae_jax.distributions.lomax import Lomax
 from pareto_vae_jax.distributions.mixture import Mixture
+from pareto_vae_jax.distributions.multivariate_symmetric_pareto import MultivariateSymmetricPareto
+from pareto_vae_jax.distributions.multivariate_t import MultivariateT
 from pareto_vae_jax.distributions.pareto import Pareto
 from pareto_vae_jax.distributions.planar import PlanarFlow
 from pareto_vae_jax.distributions.student_t import StudentT
@@ -143,6 +145,10 @@ _NO_EQUIVALENT = {
         "TFP has no two-sided Pareto (a Lomax reflected about loc)",
     PlanarFlow:
         "TFP has no planar-flow bijector",
+    MultivariateT: ("TFP's MultivariateStudentTLinearOperator has the same density, but to_tfp "
+                    "does not build it (its scale is a linear operator; a diagonal one would do)"),
+    MultivariateSymmetricPareto:
+        "TFP has no multivariate symmetric Pareto",
     IAF: ("TFP has no IAF distribution; the gated step z <- sigma z + (1 - sigma) m is an affine "
           "autoregressive one, so tfb.Invert(tfb.MaskedAutoregressiveFlow(...)) around this "
           "package's MADE (iaf.made_apply) could be written by hand, but to_tfp does not"),
