@@ -32,6 +32,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.decoder_input = "auto"  # z | log (log z for positive families) | auto (log for pareto)
   c.dtype = "float32"  # network compute: float32 | bfloat16 (params stay float32)
   c.weight_init = "fan_in_uniform"  # weights, biases U(+-1/sqrt(fan_in)) (PyTorch's) | lecun_normal
+  # | glorot_uniform (MATLAB's)
+  c.activation = "relu"  # the MLP's hidden activation: relu | leaky_relu (slope 0.01)
   c.head_init_scale = 1.0  # encoder last-layer init scale (<1: smaller first draws)
   c.pareto_alpha0 = 1.0  # tail index of the standard Pareto prior
   c.pareto_scale = 1.0  # x_m of the Pareto prior (and of the posterior when shared)
@@ -40,7 +42,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.iaf_steps = 2  # iaf: autoregressive steps (MADE networks)
   c.iaf_hidden = 128  # iaf: MADE hidden width
   c.iaf_context = 16  # iaf: size of the context h the encoder passes to each MADE
-  c.likelihood = "bernoulli"  # bernoulli (BCE) | gaussian | mse (per-pixel mean) | sse | sequence
+  c.likelihood = "bernoulli"  # bernoulli (BCE) | gaussian | mse (per-pixel mean) | sse |
+  # matlab_mse (sse / 2) | sequence
   c.gaussian_scale = 1.0  # observation std of the gaussian likelihood
   c.sequence_feature = "sigmoid"  # sequence decoder's feature: sigmoid ([0, 1]) | relu (Gaussian)
   # Objective.

@@ -155,6 +155,10 @@ def likelihood_statement(config) -> str:
   if config.likelihood == "gaussian":
     return (f"Gaussian likelihood with fixed standard deviation {config.gaussian_scale}: a "
             "normalized log-density of the inputs.")
+  if config.likelihood == "matlab_mse":
+    return ("MATLAB's mse (the heavy-tail study's): reconstruction is half the squared error "
+            "summed over the input (the summed squared error is twice it); ELBO and IWAE are "
+            "then scores, not bounds on a log-likelihood.")
   how = "summed over" if config.likelihood == "sse" else "averaged over"
   return (f"Squared error (the heavy-tail study's loss): reconstruction is the squared error {how} "
           "the input; ELBO and IWAE are then scores, not bounds on a log-likelihood.")

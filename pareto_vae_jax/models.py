@@ -9,7 +9,7 @@ encoder and concatenated to z for the decoder.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import chex
 import flax.linen as nn
@@ -129,7 +129,14 @@ class Upsample2x(nn.Module):
     return x[:, :self.size, :self.size, :]
 
 
-INITS = ("fan_in_uniform", "lecun_normal")
+INITS = ("fan_in_uniform", "lecun_normal", "glorot_uniform")
+
+# Hidden-layer activations of the MLP encoder and decoder (``config.activation``).
+ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "relu": nn.relu,
+    # The heavy-tail study's (its section 3.1: "all of them are LeakyReLU (with alpha = 0.01)").
+    "leaky_relu": lambda x: nn.leaky_relu(x, negative_slope=0.01),
+}
 
 
 def kernel_init(init: str, scale: float = 1.0) -> nn.initializers.Initializer:
@@ -141,7 +148,11 @@ def kernel_init(init: str, scale: float = 1.0) -> nn.initializers.Initializer:
   VAE 0.7 nats further in 10 epochs (docs/benchmarks.md, "Quality at equal budget"). ``scale``
   < 1 on the encoder's last layer starts every posterior near the head's value at 0 (the
   heavy-tail study, section 3.2: smaller initial weights keep early LogNormal draws finite).
+  ``glorot_uniform``: U(-sqrt(6 scale / (fan_in + fan_out)), +...), biases 0, MATLAB's default
+  for its fully connected and convolution layers (the heavy-tail study's, its section 3.2).
   """
+  if init == "glorot_uniform":
+    return nn.initializers.variance_scaling(scale, "fan_avg", "uniform")
   if init == "fan_in_uniform":
     return nn.initializers.variance_scaling(scale / 3, "fan_in", "uniform")
   if init == "lecun_normal":
@@ -153,7 +164,7 @@ def bias_init(init: str, fan_in: int, scale: float = 1.0) -> nn.initializers.Ini
   """Biases: U(-sqrt(scale / fan_in), sqrt(scale / fan_in)) for ``fan_in_uniform`` (PyTorch's
   at scale 1), else 0. With the weights' ``scale`` a layer's initial outputs scale by
   sqrt(scale) exactly (the same draws)."""
-  if init == "lecun_normal":
+  if init in ("lecun_normal", "glorot_uniform"):
     return nn.initializers.zeros_init()
   bound = math.sqrt(scale / fan_in)
   return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
@@ -182,6 +193,7 @@ class MLPEncoder(nn.Module):
   head_init_scale: float = 1.0
   dtype: Any = jnp.float32
   weight_init: str = "fan_in_uniform"
+  activation: str = "relu"
 
   @nn.compact
   def __call__(self, x: Array, c: Array | None) -> Array:
@@ -189,7 +201,7 @@ class MLPEncoder(nn.Module):
     if c is not None:
       h = jnp.concatenate([h, c], axis=-1)
     for width in self.hidden:
-      h = nn.relu(dense(width, h.shape[-1], self.weight_init, self.dtype)(h))
+      h = ACTIVATIONS[self.activation](dense(width, h.shape[-1], self.weight_init, self.dtype)(h))
     head = dense(self.num_outputs, h.shape[-1], self.weight_init, self.dtype, self.head_init_scale)
     return head(h).astype(jnp.float32)
 
@@ -267,12 +279,13 @@ class MLPDecoder(nn.Module):
   output_shape: tuple[int, ...]
   dtype: Any = jnp.float32
   weight_init: str = "fan_in_uniform"
+  activation: str = "relu"
 
   @nn.compact
   def __call__(self, z: Array, c: Array | None) -> Array:
     h = z if c is None else jnp.concatenate([z, c], axis=-1)
     for width in reversed(self.hidden):
-      h = nn.relu(dense(width, h.shape[-1], self.weight_init, self.dtype)(h))
+      h = ACTIVATIONS[self.activation](dense(width, h.shape[-1], self.weight_init, self.dtype)(h))
     h = dense(math.prod(self.output_shape), h.shape[-1], self.weight_init, self.dtype)(h)
     h = h.astype(jnp.float32)
     return h.reshape(z.shape[0], *self.output_shape)
@@ -415,6 +428,8 @@ class VAE(nn.Module):
       else a diagonal Gaussian (flows), and its mixture prior mixes diagonal Gaussians.
     weight_init: initialization of every layer's weights and biases (``kernel_init``,
       ``bias_init``).
+    activation: the MLP's hidden-layer activation (``ACTIVATIONS``); other architectures use
+      ReLU.
     sequence_feature: the sequence decoder's feature activation, ``sigmoid`` or ``relu``
       (``recurrent``; other architectures ignore it).
     dtype: compute dtype of the encoder and decoder networks (``bfloat16`` on accelerators);
@@ -438,6 +453,7 @@ class VAE(nn.Module):
   dtype: Any = jnp.float32
   weight_init: str = "fan_in_uniform"
   sequence_feature: str = "sigmoid"
+  activation: str = "relu"
 
   @property
   def is_joint(self) -> bool:
@@ -558,8 +574,9 @@ class VAE(nn.Module):
 
 
 def _mlp(vae: VAE, num_raw: int) -> tuple[nn.Module, nn.Module]:
-  return (MLPEncoder(vae.hidden, num_raw, vae.head_init_scale, vae.dtype, vae.weight_init),
-          MLPDecoder(vae.hidden, vae.input_shape, vae.dtype, vae.weight_init))
+  return (MLPEncoder(vae.hidden, num_raw, vae.head_init_scale, vae.dtype, vae.weight_init,
+                     vae.activation),
+          MLPDecoder(vae.hidden, vae.input_shape, vae.dtype, vae.weight_init, vae.activation))
 
 
 def _conv(vae: VAE, num_raw: int) -> tuple[nn.Module, nn.Module]:

@@ -71,6 +71,7 @@ class VAESpec:
     fixed, posterior_lower_bounds, standard_prior_kwargs, joint_options: ``models.VAE``'s,
       as sorted ``(name, value)`` pairs.
     head_init_scale, weight_init, dtype: initialization and compute dtype of the networks.
+    activation: the MLP's hidden activation (``models.ACTIVATIONS``).
     decode_log: the decoder sees ``log z`` rather than ``z`` (positive families only).
     likelihood, gaussian_scale: the reconstruction term.
     binarize: score a Bernoulli(x) draw of each input instead of ``x``.
@@ -103,6 +104,7 @@ class VAESpec:
   noise_scale: float = 0.2
   noise_channels: int = 0
   sequence_feature: str = "sigmoid"
+  activation: str = "relu"
 
   @classmethod
   def from_config(cls,
@@ -142,7 +144,8 @@ class VAESpec:
                noise=_noise(config.get("noise", "none")),
                noise_scale=float(config.get("noise_scale", 0.2)),
                noise_channels=int(config.get("noise_channels", 0)),
-               sequence_feature=_sequence_feature(config.get("sequence_feature", "sigmoid")))
+               sequence_feature=_sequence_feature(config.get("sequence_feature", "sigmoid")),
+               activation=_activation(config.get("activation", "relu"), config.architecture))
 
   @functools.cached_property
   def model(self) -> models.VAE:
@@ -163,7 +166,8 @@ class VAESpec:
                       joint_options=dict(self.joint_options),
                       dtype=jnp.dtype(self.dtype),
                       weight_init=self.weight_init,
-                      sequence_feature=self.sequence_feature)
+                      sequence_feature=self.sequence_feature,
+                      activation=self.activation)
 
   @property
   def sequential(self) -> bool:
@@ -265,6 +269,15 @@ def _decode_log(latent: str, decoder_input: str) -> bool:
 def _likelihood(name: str) -> str:
   if name not in LIKELIHOODS:
     raise ValueError(f"Unknown likelihood '{name}'; valid: {', '.join(LIKELIHOODS)}.")
+  return name
+
+
+def _activation(name: str, architecture: str) -> str:
+  if name not in models.ACTIVATIONS:
+    raise ValueError(f"Unknown activation '{name}'; valid: {', '.join(models.ACTIVATIONS)}.")
+  if name != "relu" and architecture != "mlp":
+    raise ValueError(f"activation '{name}' applies to the mlp architecture only; "
+                     f"'{architecture}' uses relu. Drop --config.activation.")
   return name
 
 
@@ -440,6 +453,14 @@ register_likelihood(
     "mse",
     Likelihood(lambda spec, out, x: -objectives.mean_squared_error(out, x, event_ndim=x.ndim - 1),
                loss_scale=0.5))
+register_likelihood(
+    # MATLAB's ``mse`` for deep-learning arrays: half the squared error summed over the pixels,
+    # per example (1 / 2N sum over all N x pixels terms); the heavy-tail study's "MSE", whose loss
+    # is 1/2 (MSE + beta KL) (its eq. 3), so beta weighs the KL twice as much as with ``sse``.
+    "matlab_mse",
+    Likelihood(
+        lambda spec, out, x: -0.5 * objectives.sum_squared_error(out, x, event_ndim=x.ndim - 1),
+        loss_scale=0.5))
 register_likelihood(
     "sequence",
     Likelihood(lambda spec, out, x: objectives.sequence_log_likelihood(
