@@ -64,6 +64,8 @@ FIELD_RANGES: dict[str, Range] = {
     "iaf_steps": _COUNT,
     "iaf_hidden": _COUNT,
     "iaf_context": _COUNT,
+    "latent_df": _POSITIVE,
+    "decoder_df": _POSITIVE,
     "gaussian_scale": _POSITIVE,
     "beta": _NON_NEGATIVE,
     "warmup_epochs": _NON_NEGATIVE,
@@ -139,6 +141,7 @@ def check_config(config, ds: data_lib.Dataset, num_devices: int) -> vae.VAESpec:
                       "(each group holds at least one dimension); set --config.free_bits_groups "
                       f"to 1..{spec.latent_dim}, or 0 for one group per dimension.")
   _check_sequence_model(config, ds, spec)
+  _check_objective(spec)
   if not 0 < config.batch_size <= len(ds.train_x):
     raise ConfigError(f"batch_size={config.batch_size} must be in [1, {len(ds.train_x)}] (the "
                       f"training examples of '{ds.name}'); set --config.batch_size accordingly.")
@@ -192,3 +195,24 @@ def _check_sequence_model(config, ds: data_lib.Dataset, spec: vae.VAESpec) -> No
                       f"for sequence data; '{ds.name}' is not. Use --dataset=architectures or "
                       "--dataset=npz:PATH, or --config.architecture=mlp "
                       "--config.likelihood=bernoulli.")
+
+
+def _check_objective(spec: vae.VAESpec) -> None:
+  """t3VAE's gamma-power objective holds for its own model only (``gamma_power``)."""
+  if spec.objective != "gamma_power":
+    return
+  wrong = []
+  if spec.latent != "multivariate_t":
+    wrong.append(f"--latent=multivariate_t (got '{spec.latent}')")
+  if spec.likelihood != "gaussian":
+    wrong.append(f"--config.likelihood=gaussian (got '{spec.likelihood}')")
+  if spec.prior != "standard":
+    wrong.append(f"--prior=standard (got '{spec.prior}')")
+  if not spec.latent_df > 2:
+    wrong.append(f"--config.latent_df above 2 (got {spec.latent_df})")
+  if spec.decode_log or spec.sequential:
+    wrong.append("an image or vector decoder of z itself")
+  if wrong:
+    raise ConfigError("--objective=gamma_power is t3VAE's loss, derived for a multivariate-t "
+                      "encoder and prior with a Gaussian-form decoder; it needs " +
+                      ", ".join(wrong) + ".")

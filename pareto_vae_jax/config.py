@@ -42,11 +42,15 @@ def get_config() -> ml_collections.ConfigDict:
   c.iaf_steps = 2  # iaf: autoregressive steps (MADE networks)
   c.iaf_hidden = 128  # iaf: MADE hidden width
   c.iaf_context = 16  # iaf: size of the context h the encoder passes to each MADE
+  c.latent_df = 5.0  # multivariate_t, multivariate_symmetric_pareto: degrees of freedom nu
   c.likelihood = "bernoulli"  # bernoulli (BCE) | gaussian | mse (per-pixel mean) | sse |
-  # matlab_mse (sse / 2) | sequence
-  c.gaussian_scale = 1.0  # observation std of the gaussian likelihood
+  # matlab_mse (sse / 2) | sequence | student_t | symmetric_pareto (multivariate over the input)
+  c.gaussian_scale = 1.0  # observation std of the gaussian likelihood (scale of student_t,
+  # symmetric_pareto)
+  c.decoder_df = 5.0  # degrees of freedom of the student_t and symmetric_pareto likelihoods
   c.sequence_feature = "sigmoid"  # sequence decoder's feature: sigmoid ([0, 1]) | relu (Gaussian)
   # Objective.
+  c.objective = "elbo"  # elbo | gamma_power (t3VAE: multivariate_t latent, gaussian likelihood)
   c.beta = 1.0  # weight of the KL term after warm-up
   c.warmup_epochs = 1.0  # linear KL warm-up beta(t) = min(1, t / T) over T epochs
   c.free_bits = 0.0  # KL floor in nats per dimension, or per group (0 = off)

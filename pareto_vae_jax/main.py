@@ -105,6 +105,10 @@ _PRIOR = flags.DEFINE_enum(
     "Fixed, learned conditional, VampPrior or learnable mixture prior; "
     "auto (the default): learned for a Pareto CVAE (the guide's model), "
     "else fixed.")
+_OBJECTIVE = flags.DEFINE_enum(
+    "objective", None, list(vae.OBJECTIVES),
+    "elbo (the default), or gamma_power: t3VAE's gamma-power divergence (--latent=multivariate_t, "
+    "--config.likelihood=gaussian; pareto_vae_jax/gamma_power.py).")
 _DATASET = flags.DEFINE_string(
     "dataset", None, f"Training data: one of {', '.join(data.DATASETS)}, or "
     f"{data.NPZ_PREFIX}PATH for your own sequences (pareto_vae_jax/sequences.py).")
@@ -151,7 +155,8 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   config = flags.FLAGS.config
   for field, flag in (("latent", _LATENT), ("conditional", _CONDITIONAL), ("prior", _PRIOR),
-                      ("dataset", _DATASET), ("seed", _SEED), ("profile_steps", _PROFILE_STEPS)):
+                      ("dataset", _DATASET), ("seed", _SEED), ("profile_steps", _PROFILE_STEPS),
+                      ("objective", _OBJECTIVE)):
     if flag.value is not None:
       setattr(config, field, flag.value)
   if _DATASET.value is not None:

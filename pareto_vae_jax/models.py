@@ -423,7 +423,8 @@ class VAE(nn.Module):
     standard_prior_kwargs: arguments of the family's standard prior.
     head_init_scale: scale of the encoder's last-layer initialization (see ``kernel_init``).
     joint_options: structure of a joint family (``distributions.joint``: flow layers, IAF
-      steps, MADE width, context size). A joint family's standard prior is N(0, I); its learned
+      steps, MADE width, context size). A joint family's standard prior is N(0, I) (the multivariate t and
+      symPareto: their own, ``standard_prior`` of the registry with df ``latent_df``); its learned
       prior is of the posterior's family where that density is tractable (full covariance),
       else a diagonal Gaussian (flows), and its mixture prior mixes diagonal Gaussians.
     weight_init: initialization of every layer's weights and biases (``kernel_init``,
@@ -557,8 +558,11 @@ class VAE(nn.Module):
           lambda v: jnp.broadcast_to(v.reshape(-1, k, self.latent_dim),
                                      (batch, k, self.latent_dim)), components)
       return mixture.Mixture(jnp.broadcast_to(logits, (batch, k)), components)
-    if self.is_joint:  # N(0, I), factorized
-      return D.family_info("gaussian").standard_prior((batch, self.latent_dim))
+    if self.is_joint:
+      info = D.family_info(self.family)
+      if info.standard_prior is not None:  # the multivariate t and symPareto: their own, df nu
+        return info.standard_prior((batch, self.latent_dim), dict(self.joint_options or {}))
+      return D.family_info("gaussian").standard_prior((batch, self.latent_dim))  # N(0, I)
     info = D.family_info(self.family)
     return info.standard_prior((batch, self.latent_dim), **dict(self.standard_prior_kwargs or {}))
 

@@ -30,12 +30,15 @@ import numpy as np
 
 from pareto_vae_jax import data as data_lib
 from pareto_vae_jax import distributions as D
+from pareto_vae_jax import gamma_power
 from pareto_vae_jax import models
 from pareto_vae_jax import objectives
 from pareto_vae_jax import progress as progress_lib
 from pareto_vae_jax import recurrent
 from pareto_vae_jax._xla_workaround import jit
 from pareto_vae_jax.distributions import latent
+from pareto_vae_jax.distributions import multivariate_symmetric_pareto
+from pareto_vae_jax.distributions import multivariate_t
 
 Array = jax.Array
 Batch = dict[str, Array]
@@ -72,6 +75,13 @@ class VAESpec:
       as sorted ``(name, value)`` pairs.
     head_init_scale, weight_init, dtype: initialization and compute dtype of the networks.
     activation: the MLP's hidden activation (``models.ACTIVATIONS``).
+    objective: ``elbo``, or ``gamma_power`` (t3VAE's, ``gamma_power``: a multivariate-t
+      encoder with ``latent_df + n`` degrees of freedom and its closed-form regularizer in the
+      KL's place).
+    latent_df: the degrees of freedom nu of the multivariate t and symmetric Pareto latents
+      (posterior and their own standard prior) and of t3VAE.
+    decoder_df: the degrees of freedom of the ``student_t`` and ``symmetric_pareto``
+      likelihoods (multivariate over the input, scale ``gaussian_scale``).
     decode_log: the decoder sees ``log z`` rather than ``z`` (positive families only).
     likelihood, gaussian_scale: the reconstruction term.
     binarize: score a Bernoulli(x) draw of each input instead of ``x``.
@@ -105,6 +115,9 @@ class VAESpec:
   noise_channels: int = 0
   sequence_feature: str = "sigmoid"
   activation: str = "relu"
+  objective: str = "elbo"
+  latent_df: float = 5.0
+  decoder_df: float = 5.0
 
   @classmethod
   def from_config(cls,
@@ -117,35 +130,40 @@ class VAESpec:
     if ds is not None:
       input_shape, num_classes = tuple(ds.input_shape), ds.num_classes
     fixed, prior_kwargs = _latent_hyper(config)
-    return cls(latent=config.latent,
-               latent_dim=int(config.latent_dim),
-               num_classes=int(num_classes) if config.conditional else 0,
-               input_shape=tuple(input_shape),
-               architecture=config.architecture,
-               hidden=tuple(config.hidden),
-               upsampling=config.upsampling,
-               prior=resolve_prior(config),
-               prior_components=int(config.get("prior_components", 10)),
-               fixed=_pairs(fixed),
-               posterior_lower_bounds=_pairs(_posterior_lower_bounds(config)),
-               standard_prior_kwargs=_pairs(prior_kwargs),
-               joint_options=_pairs({
-                   name: int(config.get(name, default))
-                   for name, default in (("flow_layers", 8), ("iaf_steps", 2), ("iaf_hidden", 128),
-                                         ("iaf_context", 16))
-               }),
-               head_init_scale=float(config.get("head_init_scale", 1.0)),
-               weight_init=config.get("weight_init", "fan_in_uniform"),
-               dtype=_dtype_name(config.get("dtype", "float32")),
-               decode_log=_decode_log(config.latent, config.decoder_input),
-               likelihood=_likelihood(config.likelihood),
-               gaussian_scale=float(config.get("gaussian_scale", 1.0)),
-               binarize=bool(config.get("binarize", False)),
-               noise=_noise(config.get("noise", "none")),
-               noise_scale=float(config.get("noise_scale", 0.2)),
-               noise_channels=int(config.get("noise_channels", 0)),
-               sequence_feature=_sequence_feature(config.get("sequence_feature", "sigmoid")),
-               activation=_activation(config.get("activation", "relu"), config.architecture))
+    return cls(
+        latent=config.latent,
+        latent_dim=int(config.latent_dim),
+        num_classes=int(num_classes) if config.conditional else 0,
+        input_shape=tuple(input_shape),
+        architecture=config.architecture,
+        hidden=tuple(config.hidden),
+        upsampling=config.upsampling,
+        prior=resolve_prior(config),
+        prior_components=int(config.get("prior_components", 10)),
+        fixed=_pairs(fixed),
+        posterior_lower_bounds=_pairs(_posterior_lower_bounds(config)),
+        standard_prior_kwargs=_pairs(prior_kwargs),
+        joint_options=_pairs({
+            **{
+                name: int(config.get(name, default)) for name, default in (("flow_layers", 8), ("iaf_steps", 2), ("iaf_hidden", 128), ("iaf_context", 16))
+            },
+            **dict.fromkeys(DF_OPTIONS, float(config.get("latent_df", 5.0))),
+        }),
+        head_init_scale=float(config.get("head_init_scale", 1.0)),
+        weight_init=config.get("weight_init", "fan_in_uniform"),
+        dtype=_dtype_name(config.get("dtype", "float32")),
+        decode_log=_decode_log(config.latent, config.decoder_input),
+        likelihood=_likelihood(config.likelihood),
+        gaussian_scale=float(config.get("gaussian_scale", 1.0)),
+        binarize=bool(config.get("binarize", False)),
+        noise=_noise(config.get("noise", "none")),
+        noise_scale=float(config.get("noise_scale", 0.2)),
+        noise_channels=int(config.get("noise_channels", 0)),
+        sequence_feature=_sequence_feature(config.get("sequence_feature", "sigmoid")),
+        activation=_activation(config.get("activation", "relu"), config.architecture),
+        objective=_objective(config.get("objective", "elbo")),
+        latent_df=float(config.get("latent_df", 5.0)),
+        decoder_df=float(config.get("decoder_df", 5.0)))
 
   @functools.cached_property
   def model(self) -> models.VAE:
@@ -197,6 +215,9 @@ class VAESpec:
 
 
 PRIORS = ("auto", "standard", "learned", "vamp", "mixture")
+OBJECTIVES = ("elbo", "gamma_power")
+# The joint options that carry ``config.latent_df`` to the multivariate families' heads.
+DF_OPTIONS = (multivariate_t.DF_OPTION, multivariate_symmetric_pareto.DF_OPTION)
 
 
 def resolve_prior(config) -> str:
@@ -278,6 +299,12 @@ def _activation(name: str, architecture: str) -> str:
   if name != "relu" and architecture != "mlp":
     raise ValueError(f"activation '{name}' applies to the mlp architecture only; "
                      f"'{architecture}' uses relu. Drop --config.activation.")
+  return name
+
+
+def _objective(name: str) -> str:
+  if name not in OBJECTIVES:
+    raise ValueError(f"Unknown objective '{name}'; valid: {', '.join(OBJECTIVES)}.")
   return name
 
 
@@ -466,6 +493,25 @@ register_likelihood(
     Likelihood(lambda spec, out, x: objectives.sequence_log_likelihood(
         out, x, feature=spec.sequence_feature, scale=spec.gaussian_scale),
                mean=lambda spec, out: objectives.sequence_mean(out, feature=spec.sequence_feature)))
+
+
+def _multivariate_log_lik(module, spec: VAESpec, out: Array, x: Array) -> Array:
+  """log p(x | z) of a multivariate heavy-tailed decoder: ``module``'s density over the whole
+  flattened input with location ``out``, scale ``gaussian_scale`` and ``decoder_df``."""
+  b = x.shape[0]
+  loc = out.reshape(b, -1)
+  dist = module.cls(loc, jnp.full_like(loc, spec.gaussian_scale), jnp.full((b,), spec.decoder_df))
+  return module.log_prob(dist, x.reshape(b, -1))
+
+
+# Heavy-tailed decoders (t3VAE's and ParetoVAE's): the multivariate t and symPareto over pixels.
+register_likelihood(
+    "student_t",
+    Likelihood(lambda spec, out, x: _multivariate_log_lik(multivariate_t.INFO, spec, out, x)))
+register_likelihood(
+    "symmetric_pareto",
+    Likelihood(lambda spec, out, x: _multivariate_log_lik(multivariate_symmetric_pareto.INFO, spec,
+                                                          out, x)))
 register_likelihood(
     "sse",
     Likelihood(lambda spec, out, x: -objectives.sum_squared_error(out, x, event_ndim=x.ndim - 1),
@@ -527,18 +573,35 @@ def describe_kl(spec: VAESpec) -> str:
 # The objective's terms.
 
 
+def posterior(spec: VAESpec, params, x: Array, y: Array | None, key: Array, index: Array):
+  """q(z | x[, y]) as the objective draws from it: the encoder's distribution of ``x`` (with the
+  spec's corruption), or for ``gamma_power`` t3VAE's encoder built from its loc and scale."""
+  q = encode(spec, params, encoder_input(spec, x, key, index), y)
+  if spec.objective == "gamma_power":
+    return gamma_power.encoder(q.loc, q.scale, spec.latent_df, math.prod(spec.input_shape))
+  return q
+
+
 def terms(spec: VAESpec, params, batch: Batch, key: Array) -> dict[str, Array]:
-  """Encodes, draws once per example, decodes: ``log_lik`` [B] and ``kl_dim`` [B, D]."""
+  """Encodes, draws once per example, decodes: ``log_lik`` [B] and ``kl_dim`` [B, D].
+
+  For ``gamma_power`` the ``kl_dim`` are t3VAE's regularizer ``R`` shared equally by the
+  dimensions (``gamma_power.regularizer``), which tends to the KL as ``latent_df`` grows.
+  """
   x, y = observed(spec, batch, key), batch.get("y")
   keys = example_keys(key, batch["index"])
-  q = encode(spec, params, encoder_input(spec, x, key, batch["index"]), y)
+  q = posterior(spec, params, x, y, key, batch["index"])
   p = prior(spec, params, y, x.shape[0])
   r, in_log, log_q = sample_and_log_q(keys, q)
   out = decode(spec, params, decoder_input(r, in_log, spec.decode_log), y, target=x)
-  return {
-      "log_lik": reconstruction_log_likelihood(spec, out, x),
-      "kl_dim": kl_terms(q, p, r, in_log, log_q)
-  }
+  if spec.objective == "gamma_power":
+    n = math.prod(spec.input_shape)
+    scale = q.scale / math.sqrt(spec.latent_df / (spec.latent_df + n))  # the predicted s
+    reg = gamma_power.regularizer(q.loc, scale, spec.latent_df, n, spec.gaussian_scale)
+    kl_dim = jnp.broadcast_to(reg[:, None] / spec.latent_dim, r.shape)
+  else:
+    kl_dim = kl_terms(q, p, r, in_log, log_q)
+  return {"log_lik": reconstruction_log_likelihood(spec, out, x), "kl_dim": kl_dim}
 
 
 def eval_terms(spec: VAESpec, params, batch: Batch, key: Array,
@@ -546,7 +609,7 @@ def eval_terms(spec: VAESpec, params, batch: Batch, key: Array,
   """Per example: the ELBO, its reconstruction and KL, and the IWAE bound with ``num_samples``."""
   t = terms(spec, params, batch, key)
   x, y = observed(spec, batch, key), batch.get("y")  # the draw the ELBO terms scored
-  q = encode(spec, params, encoder_input(spec, x, key, batch["index"]), y)  # same corruption
+  q = posterior(spec, params, x, y, key, batch["index"])  # same corruption
   p = prior(spec, params, y, x.shape[0])
   keys = example_keys(jax.random.fold_in(key, 2), batch["index"])
   r, in_log, log_q = sample_and_log_q(keys, q, num_samples)  # [k, B, dim], [k, B]

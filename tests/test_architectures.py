@@ -85,5 +85,5 @@ def test_a_registered_likelihood_is_used_by_name():
     assert spec.loss_scale == 1.0
   finally:
     del vae.LIKELIHOODS["laplace"]
-  with pytest.raises(ValueError, match="valid: bernoulli, gaussian, mse, matlab_mse, sequence, sse"):
+  with pytest.raises(ValueError, match="valid: bernoulli, gaussian, mse, matlab_mse, sequence, student_t, symmetric_pareto, sse"):
     vae.VAESpec.from_config(config, input_shape=(2,), num_classes=0)

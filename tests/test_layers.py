@@ -18,7 +18,7 @@ PACKAGE = pathlib.Path(pareto_vae_jax.__file__).parent
 LAYERS = [
     {"_xla_workaround", "config", "progress", "data", "sequences", "metrics", "multihost", "plots",
      "distributions", "configs"},
-    {"models", "objectives", "recurrent"},
+    {"models", "objectives", "recurrent", "gamma_power"},
     {"vae"},
     {"reporting", "checkpoint", "chunks", "checks", "interrupts", "sequence_eval"},
     {"train"},

@@ -50,11 +50,10 @@ Moments (my derivation, from the representation; ``E[g^-k] = Gamma(nu - k) / Gam
 As a ``--latent``: the encoder predicts ``loc`` and ``scale`` per dimension (``num_raw = 2 D``,
 ``[loc | raw scale]``, ``scale = softplus + 1e-4``); ``df`` is fixed: ``options[
 "multivariate_symmetric_pareto_df"]`` if the trainer's joint options carry it, else
-``DEFAULT_DF = 5``. Prior and KL as for ``multivariate_t``: the trainer's standard prior for a
-joint family is ``N(0, I)`` and the KL is the single-draw estimate ``log q(z) - log p(z)``;
-``standard_prior`` (``symPareto(0, 1, df)``) is provided for when ``models.py`` reads a joint
-family's standard prior from the registry, and no closed-form ``KL(symPareto || symPareto)`` is
-registered (ParetoVAE replaces the KL by the gamma-power divergence, which is not implemented
+``DEFAULT_DF = 5`` (the trainer passes ``config.latent_df``). Prior and KL as for
+``multivariate_t``: ``--prior=standard`` is the family's own ``standard_prior``
+(``symPareto(0, 1, df)``, the same df) and the KL is the single-draw estimate ``log q(z) - log
+p(z)``; no closed-form ``KL(symPareto || symPareto)`` is registered (ParetoVAE replaces the KL by the gamma-power divergence, which is not implemented
 here).
 """
 
@@ -197,6 +196,9 @@ INFO = registry.register_family(
         num_raw=lambda d, options: mvt.num_raw(d),
         from_flat=lambda raw, d, options, shared: from_flat(
             raw, d, float((options or {}).get(DF_OPTION, DEFAULT_DF))),
+        standard_prior=lambda shape, options=None: standard_prior(
+            shape, float((options or {}).get(DF_OPTION, DEFAULT_DF))),
         description="multivariate symmetric Pareto (ParetoVAE's symPareto, l1 analogue of the t; "
-        "my derivation): mean and positive scale per dimension from the encoder, df fixed (5)",
+        "my derivation): mean and positive scale per dimension from the encoder, df fixed "
+        "(config.latent_df, 5)",
     ))

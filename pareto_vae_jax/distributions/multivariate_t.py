@@ -32,8 +32,7 @@ As a ``--latent``: the encoder predicts ``loc`` (identity) and ``scale`` (``soft
 per dimension, ``num_raw(D) = 2 D`` laid out ``[loc | raw scale]``; ``df`` is not predicted. It
 is ``options["multivariate_t_df"]`` when the trainer's joint options carry it, else
 ``DEFAULT_DF = 5`` (``student_t``'s standard-prior df: finite variance 5/3, kurtosis 9). The
-trainer's joint options carry only the flows' integer settings today, so every run uses 5 (see
-the report of the change that would pass a config value through).
+trainer passes ``config.latent_df`` there (``vae.DF_OPTIONS``).
 
 The joint-family contract draws from ``D`` standard normals only (``latent.sample_and_log_prob``
 calls ``transform(dist, eps)``), but a t draw needs one more random number, ``W``. ``transform``
@@ -42,12 +41,11 @@ therefore derives ``W``'s key from the bits of ``eps`` (a threefry ``fold_in`` o
 of the PRNG hash, independent of it, so ``z`` has the t distribution and ``log q(z)`` is its exact
 density. ``rsample`` and ``rsample_and_log_prob`` take a key and split it instead.
 
-Prior and KL: a joint family's ``--prior=standard`` is ``N(0, I)`` in ``models.VAE.prior_dist``;
-no closed form of ``KL(t || N(0, I))`` exists, so the trainer uses the single-draw estimate
-``log q(z) - log p(z)`` (``latent.kl_method`` = ``estimate_joint``). ``standard_prior`` here is
-the family's own ``t_D(0, I, df)`` for when ``models.py`` takes a joint family's standard prior
-from the registry; ``KL(t || t)`` has no closed form either (it needs ``E_q log(1 + |u_p|^2 /
-nu_p)``), so that pair would use the same estimate.
+Prior and KL: ``--prior=standard`` is the family's own ``t_D(0, I, df)`` (``standard_prior``,
+t3VAE's prior; ``models.VAE.prior_dist`` reads it from the registry with the same df).
+``KL(t || t)`` has no closed form (it needs ``E_q log(1 + |u_p|^2 / nu_p)``), so the ELBO uses
+the single-draw estimate ``log q(z) - log p(z)`` (``latent.kl_method`` = ``estimate_joint``);
+``--objective=gamma_power`` replaces it by t3VAE's closed-form regularizer (``gamma_power``).
 """
 
 from __future__ import annotations
@@ -354,6 +352,7 @@ INFO = registry.register_family(
         transform=transform,
         num_raw=lambda d, options: num_raw(d),
         from_flat=lambda raw, d, options, shared: from_flat(raw, d, _option_df(options)),
+        standard_prior=lambda shape, options=None: standard_prior(shape, _option_df(options)),
         description="multivariate t_nu(mu, diag(sigma^2)) (t3VAE): mean and positive scale per "
-        "dimension from the encoder, df fixed (5)",
+        "dimension from the encoder, df fixed (config.latent_df, 5)",
     ))

@@ -46,7 +46,8 @@ class FamilyInfo:
     variance: ``dist -> Var[z]`` per dimension (``inf`` where infinite).
     heads: default head name per parameter (see ``heads.py``); ``"identity"`` for a real one.
       Factorized families only.
-    standard_prior: ``shape -> dist``, the fixed prior used by ``--prior=standard``.
+    standard_prior: ``shape -> dist``, the fixed prior used by ``--prior=standard`` (a joint
+      family's: ``(shape, options) -> dist``, its degrees of freedom from the options).
       Factorized families only.
     rsample_log: ``(key, dist, sample_shape) -> log z`` for positive families, else None.
     log_prob_log: ``(dist, log_z) -> log q(z)`` at ``z = exp(log_z)``, for positive families.
