@@ -8,6 +8,7 @@ import numbers
 
 from pareto_vae_jax import config as config_lib
 from pareto_vae_jax import data as data_lib
+from pareto_vae_jax import gamma_power
 from pareto_vae_jax import models
 from pareto_vae_jax import vae
 
@@ -198,21 +199,26 @@ def _check_sequence_model(config, ds: data_lib.Dataset, spec: vae.VAESpec) -> No
 
 
 def _check_objective(spec: vae.VAESpec) -> None:
-  """t3VAE's gamma-power objective holds for its own model only (``gamma_power``)."""
+  """The gamma-power objective holds for the power-form models only (``gamma_power``)."""
   if spec.objective != "gamma_power":
     return
   wrong = []
-  if spec.latent != "multivariate_t":
-    wrong.append(f"--latent=multivariate_t (got '{spec.latent}')")
-  if spec.likelihood != "gaussian":
-    wrong.append(f"--config.likelihood=gaussian (got '{spec.likelihood}')")
+  families = gamma_power.FAMILIES
+  if spec.latent not in families:
+    wrong.append(f"--latent={' or '.join(families)} (got '{spec.latent}')")
+  else:
+    likelihood = families[spec.latent]
+    if spec.likelihood != likelihood:
+      wrong.append(f"--config.likelihood={likelihood} with --latent={spec.latent} (got "
+                   f"'{spec.likelihood}')")
+    low = 2 if spec.latent == "multivariate_t" else 1
+    if not spec.latent_df > low:
+      wrong.append(f"--config.latent_df above {low} (got {spec.latent_df})")
   if spec.prior != "standard":
     wrong.append(f"--prior=standard (got '{spec.prior}')")
-  if not spec.latent_df > 2:
-    wrong.append(f"--config.latent_df above 2 (got {spec.latent_df})")
   if spec.decode_log or spec.sequential:
     wrong.append("an image or vector decoder of z itself")
   if wrong:
-    raise ConfigError("--objective=gamma_power is t3VAE's loss, derived for a multivariate-t "
-                      "encoder and prior with a Gaussian-form decoder; it needs " +
-                      ", ".join(wrong) + ".")
+    raise ConfigError("--objective=gamma_power is derived for the power-form models (t3VAE's "
+                      "multivariate t with a Gaussian decoder, the symPareto with a Laplace one); "
+                      "it needs " + ", ".join(wrong) + ".")

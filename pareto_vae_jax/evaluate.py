@@ -284,6 +284,147 @@ def _decoder_input_from_statistic(run: Run, values: np.ndarray) -> Array:
   return vae.decoder_input(values, positive, run.spec.decode_log)
 
 
+@functools.cache
+def _decode_fn(spec: vae.VAESpec):
+  """The jitted decoder of a spec (hashable): compiled once per model, not once per picture."""
+  return jit(functools.partial(vae.decode, spec))
+
+
+def decode_pixels(run: Run, values: np.ndarray, labels: np.ndarray) -> np.ndarray:
+  """Pixels ``[N, H, W]`` of the decoder's means for codes given as the statistic's values.
+
+  ``labels`` (``[N]``) condition a conditional model; an unconditional one ignores them.
+  """
+  out = _decode_fn(run.spec)(run.params, _decoder_input_from_statistic(run, values),
+                             jnp.asarray(labels, jnp.int32))
+  return reporting._to_pixels(out, run.config.likelihood)[..., 0]
+
+
+# The report's figure 3 decodes a 2-D latent on a fixed grid over [-3, 3]^2, the central mass
+# of the N(0, 1) prior, rather than on the test codes' quantiles (``traversal.png``); the
+# report gives no count of steps. A conditional model's grid is drawn under GRID_LABEL.
+GRID_LIMIT = 3.0
+GRID_STEPS = 15
+GRID_LABEL = 0
+# The top rows of the report's figure 5: one interpolation decoded under the labels 1 and 7.
+LABEL_ROWS = (1, 7)
+INTERPOLATION_STEPS = 10
+
+
+def positive_support(family: str) -> bool:
+  """Whether a latent family lives on (0, inf) (Pareto, LogNormal, ...): drawn in log space.
+
+  Joint families (full-covariance Gaussian, flows, multivariate t) are real-valued.
+  """
+  return not joint.is_joint_family(family) and D.family_info(family).rsample_log is not None
+
+
+def traversal_grid_skip_reason(config) -> str | None:
+  """Why the fixed-grid traversal (``traversal_grid``) does not apply to a run; None if it does.
+
+  A grid of pictures has two axes, so the latent must be 2-D; and it spans [-3, 3], so the
+  family must live on the real line (a positive family's codes are never <= 0).
+  """
+  if config.latent_dim != 2:
+    return f"the latent is {config.latent_dim}-D; the [-3, 3] grid needs a 2-D one"
+  if positive_support(config.latent):
+    return f"{config.latent} codes are positive; the grid spans [-3, 3]"
+  return None
+
+
+def fixed_grid(limit: float = GRID_LIMIT,
+               steps: int = GRID_STEPS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """A ``steps`` x ``steps`` grid of 2-D codes over [-limit, limit]^2, in reading order.
+
+  Returns:
+    ``(z [steps * steps, 2], z1 [steps], z2 [steps])``: the picture's row r, column c is
+    ``z[r * steps + c] = (z1[c], z2[r])``. ``z1`` rises left to right and ``z2`` falls top to
+    bottom, so that up is positive as on a plot's axis.
+  """
+  z1 = np.linspace(-limit, limit, steps)
+  z2 = z1[::-1].copy()
+  return np.stack(np.meshgrid(z1, z2), -1).reshape(-1, 2), z1, z2
+
+
+def traversal_grid(run: Run) -> dict[str, Any] | None:
+  """The report's figure 3: the decoder's means at every code of ``fixed_grid()``.
+
+  Returns None where ``traversal_grid_skip_reason`` gives a reason, else ``images``
+  ``[rows, cols, H, W]`` (row r, column c decoded at ``(z1[c], z2[r])``), ``z1``, ``z2`` and
+  ``label``: GRID_LABEL for a conditional model, None for an unconditional one.
+  """
+  if traversal_grid_skip_reason(run.config) is not None:
+    return None
+  z, z1, z2 = fixed_grid()
+  label = GRID_LABEL if run.config.conditional else None
+  images = decode_pixels(run, z, np.full(len(z), label or 0))
+  return {
+      "images": images.reshape(len(z2), len(z1), *images.shape[1:]),
+      "z1": z1,
+      "z2": z2,
+      "label": label
+  }
+
+
+def label_rows(num_classes: int) -> tuple[int, int]:
+  """The two labels of ``interpolation_under_labels``: 1 and 7, or the first and last class
+  where there are fewer than eight."""
+  return LABEL_ROWS if num_classes > max(LABEL_ROWS) else (0, num_classes - 1)
+
+
+def interpolation_under_labels(run: Run, codes: np.ndarray, labels: np.ndarray,
+                               seed: int) -> dict[str, Any] | None:
+  """The top rows of the report's figure 5: one interpolation under two labels, one row each.
+
+  The path runs linearly, in the statistic's space, from one test digit's code to another's
+  (two digits drawn with ``seed``); both rows decode the same codes, so they differ only in
+  the label the decoder is given: what the label controls and what z does. None for an
+  unconditional model.
+
+  Returns:
+    ``images [2, steps, H, W]``, the ``path`` of codes ``[steps, D]``, ``t`` ``[steps]``, the
+    ``rows``' labels, the test indices ``ends`` of the two digits and their classes
+    ``end_labels``.
+  """
+  if not run.config.conditional:
+    return None
+  # Its own stream of draws: the other pictures keep the digits they had before it.
+  ends = np.random.default_rng([seed, 5]).choice(len(codes), 2, replace=False)
+  t = np.linspace(0, 1, INTERPOLATION_STEPS)
+  path = codes[ends[0]] * (1 - t[:, None]) + codes[ends[1]] * t[:, None]
+  rows = label_rows(run.ds.num_classes)
+  images = decode_pixels(run, np.tile(path, (len(rows), 1)), np.repeat(rows, len(t)))
+  return {
+      "images": images.reshape(len(rows), len(t), *images.shape[1:]),
+      "path": path,
+      "t": t,
+      "rows": rows,
+      "ends": ends,
+      "end_labels": np.asarray(labels)[ends]
+  }
+
+
+def latent_statistic(config, statistic: str) -> str:
+  """``statistic`` as ``latent.png`` names it: a conditional model's encoder is given the label
+  as well, so its codes are, e.g., E[z | x, y]."""
+  if not config.conditional:
+    return statistic
+  return statistic.replace("| x]", "| x, y]").replace("(x)", "(x, y)")
+
+
+def latent_title(config, statistic: str, name: str) -> str:
+  """The title of ``latent.png``.
+
+  A conditional model's decoder is given the label: the label carries the class, so z need not
+  separate the classes (the report's CVAE latent, whose classes mix), and the title says so.
+  """
+  statistic = latent_statistic(config, statistic)
+  if not config.conditional:
+    return f"Test codes {statistic}, by class ({name})"
+  return (f"Test codes {statistic}, by class ({name}):\n"
+          "the label carries the class, so the classes may overlap in z")
+
+
 def write_pictures(run: Run,
                    out_dir: str,
                    *,
@@ -305,8 +446,8 @@ def write_pictures(run: Run,
       plots.latent_scatter(codes[:5000],
                            labels[:5000],
                            os.path.join(out_dir, "latent.png"),
-                           title=f"Test codes {statistic}, by class ({name})",
-                           axis_label=statistic))
+                           title=latent_title(config, statistic, name),
+                           axis_label=latent_statistic(config, statistic)))
   # Parameters the encoder does not predict (the shared Pareto scale) are constant: left out.
   predicted = {k: v for k, v in encoded["params"].items() if np.ptp(v) > 0}
   written.append(
@@ -316,6 +457,7 @@ def write_pictures(run: Run,
           title=f"Encoder's posterior parameters over the test set ({name})"))
   if len(ds.input_shape) == 3:
     written += _image_pictures(run, out_dir, codes, name, statistic, seed)
+    written += _report_pictures(run, out_dir, codes, labels, name, seed)
   if run.spec.sequential:
     written.append(
         sequence_eval.write_sequence_picture(os.path.join(out_dir, "sequences.png"), run.spec,
@@ -415,6 +557,39 @@ def _image_pictures(run: Run, out_dir: str, codes: np.ndarray, name: str, statis
                          os.path.join(out_dir, "style_transfer.png"),
                          title=f"Style transfer: a test digit's code under every class ({name})",
                          col_labels=["input"] + [str(c) for c in range(classes)]))
+  return written
+
+
+def _report_pictures(run: Run, out_dir: str, codes: np.ndarray, labels: np.ndarray, name: str,
+                     seed: int) -> list[str]:
+  """The report's figure 3 (``traversal_grid.png``) and figure 5's top rows
+  (``interpolation_labels.png``), where they apply to the run."""
+  written = []
+  grid = traversal_grid(run)
+  if grid is not None:
+    under = "" if grid["label"] is None else f", under label {grid['label']}"
+    written.append(
+        plots.image_grid(
+            grid["images"],
+            os.path.join(out_dir, "traversal_grid.png"),
+            title=f"Decoded z on a fixed grid over [-{GRID_LIMIT:g}, {GRID_LIMIT:g}]^2 "
+            f"({name}{under})",
+            row_labels=[f"{v:.2f}" for v in grid["z2"]],
+            col_labels=[f"{v:.2f}" for v in grid["z1"]],
+            xlabel="z[0]",
+            ylabel="z[1]"))
+  rows = interpolation_under_labels(run, codes, labels, seed)
+  if rows is not None:
+    (i, j), (a, b) = rows["ends"], rows["end_labels"]
+    written.append(
+        plots.image_grid(
+            rows["images"],
+            os.path.join(out_dir, "interpolation_labels.png"),
+            title=f"One interpolation, test digit {i} (class {a}) to test digit {j} (class {b}),\n"
+            f"decoded under labels {rows['rows'][0]} and {rows['rows'][1]} ({name})",
+            row_labels=[f"label {c}" for c in rows["rows"]],
+            col_labels=[f"{v:.2g}" for v in rows["t"]],
+            xlabel="t (0: the first digit's code, 1: the second's)"))
   return written
 
 

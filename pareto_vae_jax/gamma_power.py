@@ -36,6 +36,29 @@ inf``, and the reconstruction term is the Gaussian one, so the loss tends to min
 
 Only the paper's abstract was reachable from this workplace; the closed form above is derived
 here and agrees term by term with that implementation's loss (up to the overall factor 2).
+
+ParetoVAE (Cho, Seong & Won, ICLR 2026, OpenReview s5a8zBPFfe) does the same with the
+multivariate symmetric Pareto (``multivariate_symmetric_pareto``), the l1 counterpart of the t.
+Its paper could not be read here either (only its abstract), so its loss below is OUR
+DERIVATION by the same steps, to be checked against the paper before results are attributed to
+it. The l1 power-form joint
+
+    p(x, z) = K1 [1 + S1 / nu]^(-(nu + n + m)),    S1 = |z|_1 + |x - mu(z)|_1 / sigma,
+
+has the symPareto prior ``symPareto_m(0, 1, nu)`` as its marginal; at ``gamma = -1 / (nu + n +
+m)`` the power ``p^gamma`` is linear in ``S1``. With the encoder ``symPareto_m(mu_x, nu / (nu +
+n) s_x, nu + n)`` (the conditional's form) and ``E|mu + b u|`` in closed form for a symPareto
+coordinate ``u`` (``E |mu + b u| = |mu| + b nu' / (nu' - 1) (1 + |mu| / (b nu'))^(-(nu' - 1))``,
+``nu' = nu + n``, from the Laplace scale mixture ``u = nu' L / G``):
+
+    D_g / A1 = E_q[ |x - mu(z)|_1 / sigma ] + R1(mu_x, s_x) + const,
+    R1 = sum_i E|z_i| - nu C1 prod_i s_i^(delta1) + nu tau1,    delta1 = 1 / (nu + n + m - 1),
+
+the reconstruction being the Laplace likelihood's (``--config.likelihood=laplace``). The
+data-free constants mirror t3VAE's: ``kappa = symPareto_n(0 | 0, sigma, nu) (nu - 1) / (nu + n -
+1)``, ``C1 = (1 + m / (nu + n - 1)) kappa^delta1``, ``tau1 = kappa^(1 / (nu + n - 1))``, so that
+``R1 -> KL(Laplace(mu, s) || Laplace(0, 1))`` as ``nu -> inf``; ``tests/test_gamma_power.py``
+checks the limit and the derivation against a quadrature of ``D_g`` as for t3VAE.
 """
 
 from __future__ import annotations
@@ -46,20 +69,27 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammaln
 
+from pareto_vae_jax.distributions import multivariate_symmetric_pareto
 from pareto_vae_jax.distributions import multivariate_t
 
 Array = jax.Array
 
-
-def gamma(nu: float, data_dim: int, latent_dim: int) -> float:
-  """t3VAE's ``gamma = -2 / (nu + n + m)``, tied to the degrees of freedom and dimensions."""
-  return -2.0 / (nu + data_dim + latent_dim)
+# The latent family of each power-form model and the likelihood its loss reconstructs with.
+FAMILIES = {"multivariate_t": "gaussian", "multivariate_symmetric_pareto": "laplace"}
 
 
-def check_nu(nu: float) -> None:
-  if not nu > 2:
-    raise ValueError(f"The gamma-power objective needs nu > 2 (finite second moments); got "
-                     f"{nu}. Set --config.latent_df above 2 (t3VAE uses 5 to 20).")
+def gamma(nu: float, data_dim: int, latent_dim: int, family: str = "multivariate_t") -> float:
+  """``gamma = -2 / (nu + n + m)`` (t3VAE) or ``-1 / (nu + n + m)`` (symPareto): the power at
+  which the model's joint density is linear in its quadratic (l1) form."""
+  power = 2.0 if family == "multivariate_t" else 1.0
+  return -power / (nu + data_dim + latent_dim)
+
+
+def check_nu(nu: float, low: float = 2.0) -> None:
+  """nu > 2 for the t (finite second moments), nu > 1 for the symPareto (finite first)."""
+  if not nu > low:
+    raise ValueError(f"The gamma-power objective needs nu > {low:g} (finite moments of the "
+                     f"power it integrates); got {nu}. Set --config.latent_df above {low:g}.")
 
 
 def encoder(loc: Array, scale: Array, nu: float, data_dim: int) -> multivariate_t.MultivariateT:
@@ -134,3 +164,104 @@ def regularizer(loc: Array,
   # prod s^(2 delta) = exp(2 delta sum log s): small for every nu, no overflow.
   spread = jnp.exp(2 * delta * jnp.sum(jnp.log(scale), -1))
   return 0.5 * (second - nu * c * spread + nu * tau)
+
+
+# ------------------------------------------------------------------------------------------------
+# The symmetric Pareto (ParetoVAE, our derivation: see the module docstring).
+
+
+def sympareto_encoder(loc: Array, scale: Array, nu: float,
+                      data_dim: int) -> multivariate_symmetric_pareto.MultivariateSymmetricPareto:
+  """``symPareto_m(loc, nu / (nu + n) scale, nu + n)`` from the predicted location and scale."""
+  check_nu(nu, low=1.0)
+  return multivariate_symmetric_pareto.MultivariateSymmetricPareto(
+      loc, scale * (nu / (nu + data_dim)), jnp.full(loc.shape[:-1], nu + data_dim, loc.dtype))
+
+
+def sympareto_abs_mean(loc: Array, scale: Array, df: float) -> Array:
+  """``E|z_i|`` per coordinate of ``symPareto(loc, scale, df)`` (df > 1)."""
+  a = jnp.abs(loc)
+  return a + scale * df / (df - 1) * jnp.exp(-(df - 1) * jnp.log1p(a / (scale * df)))
+
+
+def log_sympareto_joint_power_integral(nu: float, data_dim: int, latent_dim: int,
+                                       sigma: float) -> float:
+  """``log J1``, ``J1 = int (1 + S1 / nu)^(-(nu + n + m - 1)) d(x, z)``."""
+  d = data_dim + latent_dim
+  return (data_dim * math.log(sigma) + d * math.log(2 * nu) + math.lgamma(nu - 1) -
+          math.lgamma(nu + d - 1))
+
+
+def log_sympareto_encoder_power_integral(nu: float, data_dim: int, latent_dim: int) -> float:
+  """``log G1``: ``int q(z | x)^(1 + gamma) dz = G1 prod_i b_i^(-gamma)`` (b the encoder's scale)."""
+  m, a = latent_dim, nu + data_dim
+  g = gamma(nu, data_dim, m, "multivariate_symmetric_pareto")
+  log_kq = math.lgamma(a + m) - math.lgamma(a) - m * math.log(2 * a)
+  return (1 + g) * log_kq + m * math.log(2 * a) + math.lgamma(a - 1) - math.lgamma(a + m - 1)
+
+
+def sympareto_entropy_coefficient(nu: float, data_dim: int, latent_dim: int, sigma: float,
+                                  log_data_power: float) -> float:
+  """The exact ``C1`` when ``log int p_data^(1 + gamma) = log_data_power`` (encoder scale not
+  depending on ``x``)."""
+  n, m = data_dim, latent_dim
+  g = gamma(nu, n, m, "multivariate_symmetric_pareto")
+  delta = 1.0 / (nu + n + m - 1)
+  log_c = (g * log_sympareto_joint_power_integral(nu, n, m, sigma) + log_data_power +
+           log_sympareto_encoder_power_integral(nu, n, m)) / (1 + g) + m * delta * math.log(
+               nu / (nu + n))
+  return math.exp(log_c)
+
+
+def sympareto_constants(nu: float,
+                        data_dim: int,
+                        latent_dim: int,
+                        sigma: float = 1.0) -> tuple[float, float]:
+  """``(C1, tau1)`` chosen without the data, as t3VAE chooses its (module docstring)."""
+  check_nu(nu, low=1.0)
+  n, m = data_dim, latent_dim
+  log_kappa = (math.lgamma(nu + n) - math.lgamma(nu) - n * math.log(2 * nu * sigma) +
+               math.log(nu - 1) - math.log(nu + n - 1))
+  delta = 1.0 / (nu + n + m - 1)
+  return (1 + m / (nu + n - 1)) * math.exp(delta * log_kappa), math.exp(log_kappa / (nu + n - 1))
+
+
+def sympareto_regularizer(loc: Array,
+                          scale: Array,
+                          nu: float,
+                          data_dim: int,
+                          sigma: float = 1.0,
+                          constants: tuple[float, float] | None = None) -> Array:
+  """``R1 = sum_i E|z_i| - nu C1 prod_i scale_i^delta1 + nu tau1`` per example, ``[...]``.
+
+  ``R1 -> KL(Laplace(loc, scale) || Laplace(0, 1))`` as ``nu -> inf`` (module docstring).
+  """
+  m = loc.shape[-1]
+  c, tau = (constants if constants is not None else sympareto_constants(nu, data_dim, m, sigma))
+  delta = 1.0 / (nu + data_dim + m - 1)
+  b, df = scale * (nu / (nu + data_dim)), nu + data_dim
+  first = jnp.sum(sympareto_abs_mean(loc, b, df), -1)
+  spread = jnp.exp(delta * jnp.sum(jnp.log(scale), -1))
+  return first - nu * c * spread + nu * tau
+
+
+def posterior(family: str, loc: Array, scale: Array, nu: float, data_dim: int):
+  """The power-form model's encoder from the predicted ``loc`` and ``scale``."""
+  if family == "multivariate_t":
+    return encoder(loc, scale, nu, data_dim)
+  return sympareto_encoder(loc, scale, nu, data_dim)
+
+
+def predicted_scale(family: str, q, nu: float, data_dim: int) -> Array:
+  """The ``s`` the encoder predicted, from its distribution ``posterior(...)``."""
+  if family == "multivariate_t":
+    return q.scale / math.sqrt(nu / (nu + data_dim))
+  return q.scale / (nu / (nu + data_dim))
+
+
+def loss_regularizer(family: str, loc: Array, scale: Array, nu: float, data_dim: int,
+                     sigma: float) -> Array:
+  """The regularizer in the KL's place: ``regularizer`` (t) or ``sympareto_regularizer``."""
+  if family == "multivariate_t":
+    return regularizer(loc, scale, nu, data_dim, sigma)
+  return sympareto_regularizer(loc, scale, nu, data_dim, sigma)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from typing import Any, Iterator, Mapping, Sequence
 
 import jax
@@ -54,7 +55,9 @@ def _figure(path: str, nrows: int, ncols: int,
 
   The figure is drawn on its own Agg canvas without pyplot: no display is needed, the caller's
   pyplot backend and open figures are left alone, and nothing holds the figure once the
-  function returns (pyplot's ``close`` has nothing to release).
+  function returns (pyplot's ``close`` has nothing to release). The file is written atomically
+  (a temporary file beside it, then ``os.replace``): a reader, or a run killed while saving,
+  sees the whole new picture or the old one, never a torn one.
   """
   import matplotlib
   from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -63,7 +66,14 @@ def _figure(path: str, nrows: int, ncols: int,
     fig = Figure(figsize=figsize, layout="constrained")
     FigureCanvasAgg(fig)
     yield fig, fig.subplots(nrows, ncols, squeeze=False)
-    fig.savefig(path, dpi=_DPI, bbox_inches="tight")
+    root, ext = os.path.splitext(path)
+    tmp = f"{root}.tmp-{os.getpid()}{ext}"  # same extension: savefig picks the format from it
+    try:
+      fig.savefig(tmp, dpi=_DPI, bbox_inches="tight")
+      os.replace(tmp, path)
+    finally:
+      if os.path.exists(tmp):
+        os.remove(tmp)
 
 
 def _grid_shape(n: int, max_cols: int) -> tuple[int, int]:
@@ -241,6 +251,8 @@ def image_grid(images: np.ndarray,
                title: str,
                row_labels: Sequence[str] | None = None,
                col_labels: Sequence[str] | None = None,
+               xlabel: str | None = None,
+               ylabel: str | None = None,
                vmin: float = 0.0,
                vmax: float = 1.0) -> str:
   """An R x C grid of grayscale images with optional row and column labels.
@@ -254,6 +266,8 @@ def image_grid(images: np.ndarray,
     title: figure title.
     row_labels: R strings drawn left of the rows.
     col_labels: C strings drawn above the columns.
+    xlabel: what the column labels are (e.g. ``"z[0]"``), drawn above them.
+    ylabel: what the row labels are, drawn left of them.
     vmin: pixel value drawn black.
     vmax: pixel value drawn white.
 
@@ -291,6 +305,11 @@ def image_grid(images: np.ndarray,
     ax.set_yticks([r * (h + gap) + (h - 1) / 2 for r in range(rows)] if row_labels else [],
                   list(row_labels or []))
     ax.xaxis.tick_top()
+    ax.xaxis.set_label_position("top")
+    if xlabel:
+      ax.set_xlabel(xlabel)
+    if ylabel:
+      ax.set_ylabel(ylabel)
     ax.tick_params(length=0)
     if col_labels:
       # Roughly how many characters of tick text fit over one image.

@@ -75,8 +75,9 @@ class VAESpec:
       as sorted ``(name, value)`` pairs.
     head_init_scale, weight_init, dtype: initialization and compute dtype of the networks.
     activation: the MLP's hidden activation (``models.ACTIVATIONS``).
-    objective: ``elbo``, or ``gamma_power`` (t3VAE's, ``gamma_power``: a multivariate-t
-      encoder with ``latent_df + n`` degrees of freedom and its closed-form regularizer in the
+    objective: ``elbo``, or ``gamma_power`` (t3VAE's with ``multivariate_t``, ParetoVAE's as
+      derived here with ``multivariate_symmetric_pareto``; ``gamma_power``: the power-form
+      encoder with ``latent_df + n`` degrees of freedom and a closed-form regularizer in the
       KL's place).
     latent_df: the degrees of freedom nu of the multivariate t and symmetric Pareto latents
       (posterior and their own standard prior) and of t3VAE.
@@ -477,6 +478,12 @@ register_likelihood(
     Likelihood(lambda spec, out, x: objectives.gaussian_log_likelihood(
         out, x, scale=spec.gaussian_scale, event_ndim=x.ndim - 1)))
 register_likelihood(
+    # ParetoVAE's reconstruction (our derivation, ``gamma_power``): log Laplace(x | out, sigma).
+    "laplace",
+    Likelihood(lambda spec, out, x: -jnp.sum(
+        jnp.abs(x - out).reshape(x.shape[0], -1) / spec.gaussian_scale + jnp.log(
+            2 * spec.gaussian_scale), -1)))
+register_likelihood(
     "mse",
     Likelihood(lambda spec, out, x: -objectives.mean_squared_error(out, x, event_ndim=x.ndim - 1),
                loss_scale=0.5))
@@ -578,7 +585,8 @@ def posterior(spec: VAESpec, params, x: Array, y: Array | None, key: Array, inde
   spec's corruption), or for ``gamma_power`` t3VAE's encoder built from its loc and scale."""
   q = encode(spec, params, encoder_input(spec, x, key, index), y)
   if spec.objective == "gamma_power":
-    return gamma_power.encoder(q.loc, q.scale, spec.latent_df, math.prod(spec.input_shape))
+    return gamma_power.posterior(spec.latent, q.loc, q.scale, spec.latent_df,
+                                 math.prod(spec.input_shape))
   return q
 
 
@@ -596,8 +604,9 @@ def terms(spec: VAESpec, params, batch: Batch, key: Array) -> dict[str, Array]:
   out = decode(spec, params, decoder_input(r, in_log, spec.decode_log), y, target=x)
   if spec.objective == "gamma_power":
     n = math.prod(spec.input_shape)
-    scale = q.scale / math.sqrt(spec.latent_df / (spec.latent_df + n))  # the predicted s
-    reg = gamma_power.regularizer(q.loc, scale, spec.latent_df, n, spec.gaussian_scale)
+    scale = gamma_power.predicted_scale(spec.latent, q, spec.latent_df, n)
+    reg = gamma_power.loss_regularizer(spec.latent, q.loc, scale, spec.latent_df, n,
+                                       spec.gaussian_scale)
     kl_dim = jnp.broadcast_to(reg[:, None] / spec.latent_dim, r.shape)
   else:
     kl_dim = kl_terms(q, p, r, in_log, log_q)

@@ -74,16 +74,18 @@ def test_a_name_cannot_be_registered_twice():
 def test_a_registered_likelihood_is_used_by_name():
   # A Laplace reconstruction term: log p(x | z) = -sum |x - out| - D log 2.
   import numpy as np
-  vae.register_likelihood("laplace", vae.Likelihood(
+  vae.register_likelihood("unit_laplace", vae.Likelihood(
       lambda spec, out, x: -jnp.sum(jnp.abs(x - out), -1) - x.shape[-1] * jnp.log(2.0)))
   try:
-    config = tiny.config(likelihood="laplace", latent="gaussian")
+    config = tiny.config(likelihood="unit_laplace", latent="gaussian")
     spec = vae.VAESpec.from_config(config, input_shape=(2,), num_classes=0)
     out, x = jnp.array([[0.5, 1.0]]), jnp.array([[1.0, 3.0]])
     np.testing.assert_allclose(vae.reconstruction_log_likelihood(spec, out, x),
                                [-2.5 - 2 * np.log(2.0)], rtol=1e-6)
     assert spec.loss_scale == 1.0
   finally:
-    del vae.LIKELIHOODS["laplace"]
-  with pytest.raises(ValueError, match="valid: bernoulli, gaussian, mse, matlab_mse, sequence, student_t, symmetric_pareto, sse"):
+    del vae.LIKELIHOODS["unit_laplace"]
+  with pytest.raises(ValueError,
+                     match="valid: bernoulli, gaussian, laplace, mse, matlab_mse, sequence, "
+                     "student_t, symmetric_pareto, sse"):
     vae.VAESpec.from_config(config, input_shape=(2,), num_classes=0)

@@ -157,7 +157,7 @@ def test_every_picture_is_written(tiny_mnist_run):
   names = {os.path.basename(p) for p in written}
   assert names == {"training_curves.png", "latent.png", "posterior_parameters.png",
                    "traversal.png", "interpolations.png", "class_samples.png",
-                   "style_transfer.png"}
+                   "style_transfer.png", "interpolation_labels.png"}
   for path in written:
     with open(path, "rb") as f:
       assert f.read(8) == b"\x89PNG\r\n\x1a\n", path

@@ -195,7 +195,7 @@ def test_a_multivariate_t_latent_has_its_own_t_prior_with_the_configured_df():
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--latent=gaussian"], "--latent=multivariate_t"),
+    (["--latent=gaussian"], "--latent=multivariate_t or multivariate_symmetric_pareto"),
     (["--latent=multivariate_t", "--config.likelihood=bernoulli"], "likelihood=gaussian"),
     (["--latent=multivariate_t", "--config.likelihood=gaussian", "--config.latent_df=2.0"
      ], "latent_df above 2"),
@@ -215,14 +215,17 @@ def test_gamma_power_refuses_a_model_it_was_not_derived_for(tmp_path, flags, mes
   assert not (tmp_path / "run").exists()  # nothing written
 
 
-def test_gamma_power_trains_from_the_python_api_and_lowers_its_loss(tmp_path, monkeypatch):
+@pytest.mark.parametrize("latent, likelihood", [("multivariate_t", "gaussian"),
+                                                ("multivariate_symmetric_pareto", "laplace")])
+def test_gamma_power_trains_from_the_python_api_and_lowers_its_loss(tmp_path, monkeypatch, latent,
+                                                                    likelihood):
   import tiny
   from pareto_vae_jax import train
   ds = tiny.small_dataset("synthetic_lognormal", 512, 128)
   tiny.patch_dataset(monkeypatch, ds)
-  config = tiny.config(latent="multivariate_t",
+  config = tiny.config(latent=latent,
                        objective="gamma_power",
-                       likelihood="gaussian",
+                       likelihood=likelihood,
                        conditional=False,
                        num_epochs=3,
                        latent_df=5.0,
@@ -234,3 +237,90 @@ def test_gamma_power_trains_from_the_python_api_and_lowers_its_loss(tmp_path, mo
   assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
   metrics = json.loads((tmp_path / "test_metrics.json").read_text())
   assert np.isfinite(metrics["elbo"])
+
+
+# ------------------------------------------------------------------------------------------------
+# The symmetric Pareto version (ParetoVAE's objective as derived in gamma_power.py).
+
+
+def _laplace_kl(loc, scale):
+  return np.sum(np.abs(loc) + scale * np.exp(-np.abs(loc) / scale) - np.log(scale) - 1, -1)
+
+
+def test_the_sympareto_regularizer_tends_to_the_laplace_kl_as_nu_grows(x64):
+  loc = np.array([[0.3, -1.2], [2.0, 0.1]])
+  scale = np.array([[0.5, 1.3], [0.2, 0.9]])
+  kl = _laplace_kl(loc, scale)
+  errors = []
+  for nu in (1e2, 1e3, 1e4, 1e5):
+    r = np.asarray(gp.sympareto_regularizer(jnp.asarray(loc), jnp.asarray(scale), nu, 3, 0.8))
+    errors.append(np.max(np.abs(r - kl)))
+  assert errors[-1] < 1e-3 * max(1.0, np.max(kl))
+  for before, after in zip(errors, errors[1:]):
+    assert after < 0.2 * before
+
+
+def test_sympareto_absolute_mean_matches_monte_carlo():
+  from pareto_vae_jax.distributions import multivariate_symmetric_pareto as msp
+  loc, scale, df = jnp.array([0.0, 0.7, -2.5]), jnp.array([1.0, 0.4, 1.5]), 6.0
+  z = msp.rsample(jax.random.key(1), msp.MultivariateSymmetricPareto(loc, scale, df), (400_000,))
+  a = np.abs(np.asarray(z, np.float64))
+  want = np.asarray(gp.sympareto_abs_mean(loc, scale, df))
+  assert np.all(np.abs(a.mean(0) - want) < 5 * a.std(0) / math.sqrt(a.shape[0]))
+
+
+def _piecewise_quad(f, kinks):
+  edges = [-np.inf, *sorted(kinks), np.inf]
+  return sum(
+      integrate.quad(f, lo, hi, epsabs=1e-12, epsrel=1e-10, limit=200)[0]
+      for lo, hi in zip(edges, edges[1:]))
+
+
+def test_the_sympareto_loss_is_the_gamma_power_divergence_up_to_scale_and_a_constant(x64):
+  """As the t3VAE test, with the l1 power-form joint, the symPareto encoder and the Laplace
+  reconstruction: D_g / A1 - E[loss] is one constant for every parameter set."""
+  nu, n, m, sigma = 3.0, 1, 1, 0.7
+  family = "multivariate_symmetric_pareto"
+  g = gp.gamma(nu, n, m, family)
+  mu_x, sd_x = 0.3, 0.8
+  p_data = lambda x: stats.norm.pdf(x, mu_x, sd_x)
+  log_k = math.lgamma(nu + 2) - math.lgamma(nu) - 2 * math.log(2 * nu) - math.log(sigma)
+  log_data_power = -g / 2 * math.log(2 * math.pi * sd_x**2) - 0.5 * math.log(1 + g)
+  c_exact = gp.sympareto_entropy_coefficient(nu, n, m, sigma, log_data_power)
+  log_j = gp.log_sympareto_joint_power_integral(nu, n, m, sigma)
+  a_const = (nu + n + m) / nu * math.exp(-g / (1 + g) * log_j)
+  lo, hi = mu_x - 12 * sd_x, mu_x + 12 * sd_x
+  df = nu + n
+
+  def divergence_and_loss(a, b, s, c, e):
+    width = s * nu / df
+    q_z = lambda z, x: 0.5 / width * (1 + abs(z - a * x - b) / (width * df))**(-(df + 1))
+    p = lambda z, x: math.exp(log_k) * (1 + (abs(z) + abs(x - c * z - e) / sigma) / nu)**(-(nu + 2))
+    kinks = lambda x: [0.0, (x - e) / c, a * x + b]
+    inner = lambda f, x: _piecewise_quad(lambda z: f(z, x), kinks(x))
+    outer = lambda f: integrate.quad(
+        lambda x: inner(f, x), lo, hi, epsabs=1e-12, epsrel=1e-10, limit=200)[0]
+    i_qp = outer(lambda z, x: p_data(x) * q_z(z, x) * p(z, x)**g)
+    i_pp = integrate.quad(lambda x: _piecewise_quad(lambda z: p(z, x)**(1 + g), [0.0, (x - e) / c]),
+                          -np.inf,
+                          np.inf,
+                          epsabs=1e-11,
+                          limit=400)[0]
+    i_qq = outer(lambda z, x: (p_data(x) * q_z(z, x))**(1 + g))
+    assert i_pp == pytest.approx(math.exp((1 + g) * log_k + log_j), rel=1e-5)
+    d = -(1 / g) * i_qp / i_pp**(g / (1 + g)) + (1 / g) * i_qq**(1 / (1 + g))
+
+    recon = lambda x: float(gp.sympareto_abs_mean(x - e - c * (a * x + b),
+                                                  abs(c) * width, df)) / sigma
+    reg = lambda x: float(
+        gp.sympareto_regularizer(jnp.array([a * x + b]), jnp.array([s]), nu, n, sigma,
+                                 (c_exact, 0.0)))
+    loss = integrate.quad(lambda x: p_data(x) * (recon(x) + reg(x)), lo, hi, epsabs=1e-12)[0]
+    return d, loss
+
+  offsets = []
+  for params in [(0.5, 0.1, 0.6, 1.2, -0.2), (-0.3, 0.8, 1.4, 0.4, 0.5)]:
+    d, loss = divergence_and_loss(*params)
+    assert d > 0
+    offsets.append(d / a_const - loss)
+  assert max(offsets) - min(offsets) < 1e-5 * max(abs(o) for o in offsets) + 1e-6
