@@ -297,7 +297,7 @@ def decode_pixels(run: Run, values: np.ndarray, labels: np.ndarray) -> np.ndarra
   """
   out = _decode_fn(run.spec)(run.params, _decoder_input_from_statistic(run, values),
                              jnp.asarray(labels, jnp.int32))
-  return reporting._to_pixels(out, run.config.likelihood)[..., 0]
+  return reporting._to_pixels(out, run.spec)[..., 0]
 
 
 # The report's figure 3 decodes a 2-D latent on a fixed grid over [-3, 3]^2, the central mass
@@ -482,7 +482,7 @@ def _image_pictures(run: Run, out_dir: str, codes: np.ndarray, name: str, statis
                     seed: int) -> list[str]:
   config, ds = run.config, run.ds
   decode = jit(functools.partial(vae.decode, run.spec))
-  pixels = lambda out: reporting._to_pixels(out, config.likelihood)[..., 0]
+  pixels = lambda out: reporting._to_pixels(out, run.spec)[..., 0]
   classes = ds.num_classes if config.conditional else 1
   fixed_class = 3 % classes
   written = []

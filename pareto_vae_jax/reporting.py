@@ -184,9 +184,9 @@ def _save_png(path: str, grid: np.ndarray, title: str) -> None:
   plt.close(fig)
 
 
-def _to_pixels(out: jax.Array, likelihood: str) -> np.ndarray:
+def _to_pixels(out: jax.Array, spec: vae.VAESpec) -> np.ndarray:
   """The decoder's output as pixels: the likelihood's mean, clipped to [0, 1]."""
-  return np.asarray(jnp.clip(vae.LIKELIHOODS[likelihood].mean(None, out), 0, 1))
+  return np.asarray(jnp.clip(vae.LIKELIHOODS[spec.likelihood].mean(spec, out), 0, 1))
 
 
 @functools.cache
@@ -241,13 +241,13 @@ def image_grids(spec: vae.VAESpec, params, ds, seed: int) -> dict[str, np.ndarra
   x, recon, samples = _image_fn(spec, seed)(params, jnp.asarray(ds.test_x[:n]),
                                             jnp.asarray(ds.test_y[:n]),
                                             jnp.repeat(jnp.arange(classes), 10))
-  x, recon = np.asarray(x), _to_pixels(recon, spec.likelihood)
+  x, recon = np.asarray(x), _to_pixels(recon, spec)
   cols = min(10, n)
   pairs = min(2, n // cols)
   rows = [a[i * cols:(i + 1) * cols] for i in range(pairs) for a in (x, recon)]
   return {
       "reconstructions": tile(np.clip(np.concatenate(rows), 0, 1), 2 * pairs, cols),
-      "samples": tile(_to_pixels(samples, spec.likelihood), classes, 10)
+      "samples": tile(_to_pixels(samples, spec), classes, 10)
   }
 
 
