@@ -25,6 +25,9 @@ and faster than a streaming pipeline.
 * ``"synthetic_lognormal"``: 2-D, two LogNormal classes.
 * ``"synthetic_pareto"``: 16-D heavy-tailed data mixed from 4 Pareto factors
   whose tail indices are known, so a latent's tail can be checked.
+* ``"t_mixture"``: 1-D, t3VAE's heavy-tailed simulation (Kim et al., ICLR 2024):
+  0.6 t_2(-2, 1) + 0.4 t_2(2, 1), 200k/200k points (120k + 80k per split),
+  labels the component.
 * ``"architectures"``: 20k/2k neural-network architectures as sequences
   (T, V + 1) of one-hot layer types and one feature each, 2 classes
   (convolutional, fully connected); `pareto_vae_jax.sequences` defines the
@@ -56,7 +59,8 @@ import numpy as np
 from pareto_vae_jax import sequences
 
 # The fixed names; "npz:PATH" (user sequences) is accepted besides.
-DATASETS = ("mnist", "mnist_exp", "synthetic_lognormal", "synthetic_pareto", "architectures")
+DATASETS = ("mnist", "mnist_exp", "synthetic_lognormal", "synthetic_pareto", "t_mixture",
+            "architectures")
 NPZ_PREFIX = "npz:"
 
 # Study sizes of the synthetic datasets.
@@ -74,6 +78,13 @@ PARETO_TAIL_INDEX = np.array([1.5, 2.0, 3.0, 5.0])
 _PARETO_DIM = 16
 _PARETO_NOISE_STD = 0.1
 _PARETO_MIXING_SEED = 20_240_601
+
+# t_mixture: Student-t components (location, scale, degrees of freedom) and the number of
+# points of each in each split, t3VAE's (its Simulation_study/run_1D.py defaults).
+T_MIXTURE_LOC = np.array([-2.0, 2.0])
+T_MIXTURE_SCALE = np.array([1.0, 1.0])
+T_MIXTURE_DF = np.array([2.0, 2.0])
+T_MIXTURE_COUNTS = (120_000, 80_000)  # weights 0.6, 0.4
 
 # tensorflow-datasets downloads MNIST from this host
 # (tensorflow_datasets/image_classification/mnist.py, _MNIST_URL).
@@ -184,6 +195,8 @@ def load_dataset(name: str, *, seed: int = 0, data_dir: str | None = None) -> Da
     return _synthetic_lognormal(seed)
   if name == "synthetic_pareto":
     return _synthetic_pareto(seed)
+  if name == "t_mixture":
+    return _t_mixture(seed)
   if name == "architectures":
     return _from_sequences(sequences.load_architectures(seed))
   if name.startswith(NPZ_PREFIX):
@@ -562,4 +575,40 @@ def _synthetic_pareto(
       factors_train=factors_train,
       factors_test=factors_test,
       factor_tail_index=PARETO_TAIL_INDEX.copy(),
+  )
+
+
+def _t_mixture(seed: int, counts: tuple[int, ...] = T_MIXTURE_COUNTS) -> Dataset:
+  """t3VAE's univariate heavy-tailed mixture, 0.6 t_2(-2, 1) + 0.4 t_2(2, 1).
+
+  Each split holds exactly ``counts[k]`` draws x = loc_k + scale_k t, t ~ Student-t with
+  df_k degrees of freedom (`T_MIXTURE_LOC`, `T_MIXTURE_SCALE`, `T_MIXTURE_DF`), in shuffled
+  order, with label y = k; fixed counts, as in t3VAE's simulation, rather than a multinomial
+  draw. Train and test come from independent generators of ``seed``.
+
+  Args:
+    seed: data seed.
+    counts: points of each component in each split.
+
+  Returns:
+    The `Dataset`, input_shape (1,), num_classes 2.
+  """
+
+  def sample(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    y = rng.permutation(np.repeat(np.arange(len(counts), dtype=np.int32), counts))
+    x = T_MIXTURE_LOC[y] + T_MIXTURE_SCALE[y] * rng.standard_t(T_MIXTURE_DF[y])
+    return x.astype(np.float32)[:, None], y
+
+  rng_train, rng_test = _split_rngs(seed)
+  train_x, train_y = sample(rng_train)
+  test_x, test_y = sample(rng_test)
+  return Dataset(
+      train_x=train_x,
+      train_y=train_y,
+      test_x=test_x,
+      test_y=test_y,
+      num_classes=len(counts),
+      input_shape=(1,),
+      name="t_mixture",
+      source=f"synthetic (seed {seed})",
   )

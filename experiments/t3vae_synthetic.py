@@ -1,0 +1,378 @@
+r"""t3VAE's univariate heavy-tailed simulation (Kim et al., ICLR 2024, section 5.1) at CPU scale.
+
+Data: ``--dataset=t_mixture``, 0.6 t_2(-2, 1) + 0.4 t_2(2, 1), 200k train and 200k test points
+(`pareto_vae_jax.data`). Every model has latent dimension 1, an MLP of (64, 64), decoder scale
+0.1, batch 1024, Adam lr 1e-3, as t3VAE's simulation; a fixed number of epochs E instead of its
+100 epochs with early stopping (the library has no early stopping), no KL warm-up
+(``warmup_epochs=0``: t3VAE has none), no weight decay (t3VAE uses 1e-4). E = 100 (the
+default) is t3VAE's epoch cap; on a 2-core CPU shared with other jobs the 21 runs take about 25
+minutes (about 0.43 s per epoch and 20 s of start-up and test evaluation per run, measured).
+The library's own test IWAE bound uses 8 samples (``iwae_samples=8``) to keep evaluation short;
+it is kept in results.json for reference only.
+
+For each trained run it loads the model with `pareto_vae_jax.trained.load`, draws N = 500k
+samples (z from the model's prior, for a CVAE under labels in the data's 0.6 / 0.4 proportions;
+x = the decoder's mean, as t3VAE generates) and reports, for tail probabilities p = 1e-2, 1e-3,
+1e-4, the generated mass beyond the true mixture's quantiles, P_gen(x < q_p) / p (left) and
+P_gen(x > q_{1-p}) / p (right); their mean |log10 ratio| (0 = perfect; an empty tail counts as
+mass 1/N); the Kolmogorov-Smirnov distance between the samples and the true mixture; and the
+test reconstruction error |x - x_hat| (one posterior draw decoded to its mean).
+
+    python experiments/t3vae_synthetic.py --epochs=E --seeds=0,1,2      # the full run
+    python experiments/t3vae_synthetic.py --check                        # 1 epoch, seed 0, smoke
+
+Writes ``--out`` (default runs/t3vae_synthetic): one workdir per model and seed, results.json,
+summary.md, and the figure ``--figure`` (log density of the generated samples vs the truth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+from scipy import optimize
+from scipy import stats
+
+# (key, name, flags): the models of the comparison.
+MODELS = (
+    ("gaussian_vae", "Gaussian VAE", [
+        "--latent=gaussian", "--config.likelihood=gaussian", "--config.gaussian_scale=0.1",
+        "--noconditional", "--prior=standard"
+    ]),
+    ("t3vae", "t3VAE (nu=3)", [
+        "--latent=multivariate_t", "--objective=gamma_power", "--config.likelihood=gaussian",
+        "--config.gaussian_scale=0.1", "--config.latent_df=3", "--noconditional"
+    ]),
+    ("paretovae", "ParetoVAE (our derivation, nu=3)", [
+        "--latent=multivariate_symmetric_pareto", "--objective=gamma_power",
+        "--config.likelihood=laplace", "--config.gaussian_scale=0.1", "--config.latent_df=3",
+        "--noconditional"
+    ]),
+    ("t_kl", "Student-t latent, KL (nu=3)", [
+        "--latent=multivariate_t", "--config.likelihood=gaussian", "--config.gaussian_scale=0.1",
+        "--config.latent_df=3", "--noconditional"
+    ]),
+    ("sympareto_kl", "symmetric Pareto latent, KL", [
+        "--latent=symmetric_pareto", "--config.likelihood=gaussian", "--config.gaussian_scale=0.1",
+        "--noconditional"
+    ]),
+    ("pareto_cvae", "Pareto CVAE (guide, learned prior)", [
+        "--latent=pareto", "--conditional", "--config.likelihood=gaussian",
+        "--config.gaussian_scale=0.1"
+    ]),
+    ("pareto_cvae_learned", "Pareto CVAE, learned posterior scale", [
+        "--latent=pareto", "--conditional", "--config.likelihood=gaussian",
+        "--config.gaussian_scale=0.1", "--config.pareto_posterior_scale=learned"
+    ]),
+)
+
+TAIL_PROBS = (1e-2, 1e-3, 1e-4)
+MIX_WEIGHTS = (0.6, 0.4)
+MIX_LOCS = (-2.0, 2.0)
+MIX_DF = 2.0
+WARMUP_EPOCHS = 0
+
+
+def common_flags(epochs: int) -> list[str]:
+  return [
+      "--dataset=t_mixture", "--config.latent_dim=1", "--config.hidden=(64, 64)",
+      "--config.batch_size=1024", "--config.learning_rate=1e-3", f"--config.num_epochs={epochs}",
+      f"--config.warmup_epochs={WARMUP_EPOCHS}", "--config.eval_batch_size=20000",
+      "--config.summary_every_epochs=0", "--config.iwae_samples=8"
+  ]
+
+
+# ------------------------------------------------------------------ the true mixture
+
+
+def mixture_cdf(x):
+  return sum(w * stats.t.cdf(x, MIX_DF, loc=m) for w, m in zip(MIX_WEIGHTS, MIX_LOCS))
+
+
+def mixture_sf(x):
+  return sum(w * stats.t.sf(x, MIX_DF, loc=m) for w, m in zip(MIX_WEIGHTS, MIX_LOCS))
+
+
+def mixture_pdf(x):
+  return sum(w * stats.t.pdf(x, MIX_DF, loc=m) for w, m in zip(MIX_WEIGHTS, MIX_LOCS))
+
+
+def tail_quantiles() -> dict[float, tuple[float, float]]:
+  """p -> (q_p, q_{1-p}) of the true mixture (root finding on the cdf and the survival)."""
+  out = {}
+  for p in TAIL_PROBS:
+    lo = optimize.brentq(lambda x: mixture_cdf(x) - p, -1e4, 0.0, xtol=1e-12, rtol=1e-14)
+    hi = optimize.brentq(lambda x: mixture_sf(x) - p, 0.0, 1e4, xtol=1e-12, rtol=1e-14)
+    out[p] = (lo, hi)
+  return out
+
+
+# ------------------------------------------------------------------ training
+
+
+def train(workdir: str, flags: list[str], seed: int, epochs: int) -> dict:
+  """Trains one run (unless it finished before); returns its status and wall time."""
+  info_path = os.path.join(workdir, "wall.json")
+  if os.path.exists(os.path.join(workdir, "test_metrics.json")) and os.path.exists(info_path):
+    with open(info_path) as f:
+      return json.load(f)
+  os.makedirs(workdir, exist_ok=True)
+  cmd = [
+      sys.executable, "-m", "pareto_vae_jax.main", f"--seed={seed}", f"--workdir={workdir}",
+      *common_flags(epochs), *flags
+  ]
+  start, load = time.time(), os.getloadavg()[0]
+  with open(os.path.join(workdir, "train.log"), "w") as log:
+    proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+  info = {
+      "command": " ".join(cmd[1:]),
+      "returncode": proc.returncode,
+      "wall_s": time.time() - start,
+      "load_before": load,
+      "load_after": os.getloadavg()[0],
+  }
+  if proc.returncode != 0:
+    with open(os.path.join(workdir, "train.log")) as f:
+      info["error"] = f.read()[-2000:]
+  with open(info_path, "w") as f:
+    json.dump(info, f, indent=1)
+  print(f"  trained {workdir}: rc {proc.returncode}, {info['wall_s']:.0f} s", flush=True)
+  return info
+
+
+# ------------------------------------------------------------------ metrics
+
+
+def generate(vae, n: int, seed: int) -> np.ndarray:
+  """n decoded prior draws; a CVAE's labels in the data's proportions (exact counts, shuffled)."""
+  import jax
+  labels = None
+  if vae.spec.conditional:
+    counts = [round(w * n) for w in MIX_WEIGHTS]
+    counts[-1] = n - sum(counts[:-1])
+    rng = np.random.default_rng(seed + 7919)
+    labels = rng.permutation(np.repeat(np.arange(len(counts)), counts)).astype(np.int32)
+  x = vae.sample(jax.random.key(seed + 104_729), n, labels=labels)
+  return np.asarray(x, np.float64).reshape(n)
+
+
+def tail_metrics(x: np.ndarray, quantiles) -> dict:
+  n = len(x)
+  out = {}
+  logs = []
+  for p, (lo, hi) in quantiles.items():
+    for side, mass in (("left", np.sum(x < lo) / n), ("right", np.sum(x > hi) / n)):
+      out[f"{side}_{p:g}"] = mass / p
+      logs.append(abs(math.log10(max(mass, 1.0 / n) / p)))
+  out["mean_abs_log10"] = float(np.mean(logs))
+  return out
+
+
+def evaluate(workdir: str, seed: int, num_gen: int, quantiles, test_x: np.ndarray,
+             test_y: np.ndarray) -> tuple[dict, np.ndarray]:
+  """The run's metrics and its generated samples."""
+  from pareto_vae_jax import trained
+  import jax
+  vae = trained.load(workdir)
+  x = generate(vae, num_gen, seed)
+  finite = np.isfinite(x)
+  metrics = {"nonfinite_samples": int((~finite).sum())}
+  metrics.update(tail_metrics(np.where(finite, x, np.nan), quantiles))
+  metrics["ks"] = float(stats.kstest(x[finite], mixture_cdf).statistic)
+  recon = []
+  for i in range(0, len(test_x), 50_000):
+    xb, yb = test_x[i:i + 50_000], test_y[i:i + 50_000]
+    key = jax.random.fold_in(jax.random.key(seed), i)
+    recon.append(np.asarray(vae.reconstruct(xb, yb if vae.spec.conditional else None, key=key)))
+  err = np.abs(np.concatenate(recon)[:, 0].astype(np.float64) - test_x[:, 0])
+  metrics["recon_mae"] = float(np.mean(err))
+  metrics["recon_median_ae"] = float(np.median(err))
+  metrics["recon_rmse"] = float(np.sqrt(np.mean(err**2)))
+  with open(os.path.join(workdir, "test_metrics.json")) as f:
+    library = json.load(f)
+  metrics["library_test"] = {k: library[k] for k in ("elbo", "recon", "kl", "iwae")}
+  metrics["step"] = vae.step
+  return metrics, x
+
+
+# ------------------------------------------------------------------ report
+
+
+def mean_sd(values) -> str:
+  values = [v for v in values if v is not None and math.isfinite(v)]
+  if not values:
+    return "n/a"
+  mean = float(np.mean(values))
+  sd = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+  fmt = (lambda v: f"{v:.3g}")
+  return f"{fmt(mean)} ± {fmt(sd)}"
+
+
+def write_figure(path: str, samples: dict[str, np.ndarray], seed: int, epochs: int) -> None:
+  import matplotlib
+  matplotlib.use("Agg")
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  from matplotlib.figure import Figure
+  fig = Figure(figsize=(9, 5.5), layout="constrained")
+  FigureCanvasAgg(fig)
+  ax = fig.subplots()
+  edges = np.linspace(-25, 25, 251)
+  centers = 0.5 * (edges[1:] + edges[:-1])
+  grid = np.linspace(-25, 25, 2001)
+  ax.plot(grid, mixture_pdf(grid), color="black", lw=2.2, label="true mixture density")
+  styles = ["-", "--", "-.", ":", "-", "--", "-."]
+  for i, (name, x) in enumerate(samples.items()):
+    counts, _ = np.histogram(x[np.isfinite(x)], bins=edges)
+    density = counts / (len(x) * np.diff(edges))
+    density = np.where(counts > 0, density, np.nan)
+    ax.step(centers, density, where="mid", ls=styles[i % len(styles)], lw=1.3, label=name)
+  ax.set_yscale("log")
+  ax.set_ylim(5e-6, 1)
+  ax.set_xlim(-25, 25)
+  ax.set_xlabel("x")
+  ax.set_ylabel("density (log scale)")
+  n = len(next(iter(samples.values())))
+  ax.set_title(f"t_mixture 0.6 t2(-2,1) + 0.4 t2(2,1): {n:,} generated samples per model "
+               f"(seed {seed}, {epochs} epochs)")
+  ax.legend(loc="upper right", fontsize=8)
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  fig.savefig(path, dpi=130)
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--out", default="runs/t3vae_synthetic")
+  parser.add_argument("--seeds", default="0,1,2")
+  parser.add_argument("--epochs", type=int, default=100)
+  parser.add_argument("--num_gen", type=int, default=500_000)
+  parser.add_argument("--models", default="", help="comma-separated keys (default: all)")
+  parser.add_argument("--figure", default="docs/figures/t3vae_synthetic_tails.png")
+  parser.add_argument("--check", action="store_true", help="1 epoch, seed 0, into --out/check")
+  args = parser.parse_args()
+  if args.check:
+    args.epochs, args.seeds, args.out = 1, "0", os.path.join(args.out, "check")
+    args.figure = os.path.join(args.out, "tails.png")
+  seeds = [int(s) for s in args.seeds.split(",")]
+  models = [m for m in MODELS if not args.models or m[0] in args.models.split(",")]
+  os.makedirs(args.out, exist_ok=True)
+
+  from pareto_vae_jax import data
+  quantiles = tail_quantiles()
+  start = time.time()
+  results = {}
+  figure_samples = {}
+  for key, name, flags in models:
+    results[key] = {"name": name, "flags": flags, "seeds": {}}
+    for seed in seeds:
+      workdir = os.path.join(args.out, key, f"seed{seed}")
+      info = train(workdir, flags, seed, args.epochs)
+      entry = {"train": info}
+      if info["returncode"] == 0:
+        ds = data.load_dataset("t_mixture", seed=seed)
+        t0 = time.time()
+        metrics, x = evaluate(workdir, seed, args.num_gen, quantiles, ds.test_x[:, 0:1], ds.test_y)
+        metrics["eval_wall_s"] = time.time() - t0
+        entry["metrics"] = metrics
+        if seed == seeds[0]:
+          figure_samples[name] = x
+        print(
+            f"  {key} seed {seed}: mean|log10| {metrics['mean_abs_log10']:.3f}  "
+            f"KS {metrics['ks']:.4f}  MAE {metrics['recon_mae']:.4f}",
+            flush=True)
+      results[key]["seeds"][str(seed)] = entry
+  total_wall = time.time() - start
+
+  train_wall = sum(e["train"]["wall_s"] for r in results.values() for e in r["seeds"].values())
+  out = {
+      "epochs": args.epochs,
+      "seeds": seeds,
+      "num_gen": args.num_gen,
+      "warmup_epochs": WARMUP_EPOCHS,
+      "common_flags": common_flags(args.epochs),
+      "tail_quantiles": {
+          f"{p:g}": q for p, q in quantiles.items()
+      },
+      "train_wall_s_total": train_wall,
+      "script_wall_s": total_wall,
+      "models": results,
+  }
+  with open(os.path.join(args.out, "results.json"), "w") as f:
+    json.dump(out, f, indent=1)
+  if figure_samples:
+    write_figure(args.figure, figure_samples, seeds[0], args.epochs)
+
+  # summary.md
+  tail_keys = [f"{side}_{p:g}" for p in TAIL_PROBS for side in ("left", "right")]
+  lines = [
+      f"# t3VAE's heavy-tailed 1-D simulation: {args.epochs} epochs, seeds {seeds}", "",
+      "Data `t_mixture`: 0.6 t_2(-2, 1) + 0.4 t_2(2, 1), 200k train / 200k test. Common flags: `" +
+      " ".join(common_flags(args.epochs)) + "`. "
+      f"{args.num_gen:,} generated samples per run (prior draw, decoder mean). "
+      "Mean ± sample standard deviation over seeds.", "", "True mixture quantiles: " +
+      ", ".join(f"p={p:g}: q_p={lo:.3f}, q_(1-p)={hi:.3f}" for p, (lo, hi) in quantiles.items()),
+      "", "## Summary", "",
+      "| model | mean abs log10 tail ratio | KS distance | test recon MAE | test recon median AE | "
+      "test recon RMSE | training wall (median) |", "|---|---|---|---|---|---|---|"
+  ]
+  failures = []
+  for key, r in results.items():
+    ok = [e["metrics"] for e in r["seeds"].values() if "metrics" in e]
+    walls = sorted(e["train"]["wall_s"] for e in r["seeds"].values())
+    for seed, e in r["seeds"].items():
+      if "metrics" not in e:
+        last = (e["train"].get("error", "").strip().splitlines() or [""])[-1]
+        failures.append(f"- {r['name']} seed {seed}: training failed (rc "
+                        f"{e['train']['returncode']}): {last}")
+      elif e["metrics"]["nonfinite_samples"]:
+        failures.append(f"- {r['name']} seed {seed}: {e['metrics']['nonfinite_samples']} "
+                        "non-finite generated samples (dropped)")
+    note = "" if len(ok) == len(r["seeds"]) else f" ({len(ok)}/{len(r['seeds'])} seeds)"
+    lines.append(f"| {r['name']}{note} | " + " | ".join(
+        mean_sd([m[k]
+                 for m in ok])
+        for k in ("mean_abs_log10", "ks", "recon_mae", "recon_median_ae", "recon_rmse")) +
+                 f" | {walls[len(walls) // 2]:.0f} s |")
+  lines += [
+      "", "## Tail mass ratios P_gen(tail) / p (1 = the true mass)", "",
+      "| model | " + " | ".join(k.replace("_", " p=") for k in tail_keys) + " |",
+      "|---|" + "---|" * len(tail_keys)
+  ]
+  for key, r in results.items():
+    ok = [e["metrics"] for e in r["seeds"].values() if "metrics" in e]
+    lines.append(f"| {r['name']} | " + " | ".join(mean_sd([m[k] for m in ok]) for k in tail_keys) +
+                 " |")
+  lines += [
+      "", "## Per seed", "", "| model | seed | mean abs log10 | KS | recon MAE | recon RMSE | " +
+      " | ".join(k.replace("_", " p=") for k in tail_keys) + " | library test ELBO | train wall |",
+      "|---|---|---|---|---|---|" + "---|" * len(tail_keys) + "---|---|"
+  ]
+  for key, r in results.items():
+    for seed, e in r["seeds"].items():
+      if "metrics" not in e:
+        lines.append(f"| {r['name']} | {seed} | failed (rc {e['train']['returncode']}) |")
+        continue
+      m = e["metrics"]
+      lines.append(f"| {r['name']} | {seed} | {m['mean_abs_log10']:.3f} | {m['ks']:.4f} | "
+                   f"{m['recon_mae']:.4f} | {m['recon_rmse']:.3g} | " +
+                   " | ".join(f"{m[k]:.3g}" for k in tail_keys) +
+                   f" | {m['library_test']['elbo']:.3g} | {e['train']['wall_s']:.0f} s |")
+  lines += [
+      "", f"Training wall time, sum over the runs (each run's wall.json, written when it "
+      f"trained): {train_wall:.0f} s; this invocation of the script (runs already trained are "
+      f"only evaluated): {total_wall:.0f} s.", "", "## Failures and warnings", "",
+      *(failures or ["none"])
+  ]
+  summary = "\n".join(lines) + "\n"
+  with open(os.path.join(args.out, "summary.md"), "w") as f:
+    f.write(summary)
+  print(summary)
+
+
+if __name__ == "__main__":
+  main()
