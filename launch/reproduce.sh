@@ -14,7 +14,8 @@
 #                                            # holes (prior holes), sequence (the sequence VAE),
 #                                            # literature (binarized MNIST, IS k = 5000, 8 models
 #                                            # x 3 seeds, LIT_EPOCHS epochs each), literature_long
-#                                            # (the Gaussian VAE trained on, evaluated along the way)
+#                                            # (the Gaussian VAE trained on, evaluated along the way),
+#                                            # t3vae (t3VAE's 1-D simulation, 7 models x 3 seeds)
 #
 # Each run trains into runs/repro/<group>/<name> (a second invocation resumes or skips
 # finished runs); evaluations and the summary tables go to runs/repro/<group>/summary.md.
@@ -286,4 +287,9 @@ if wanted literature_long; then
       cp "$long/test_metrics.json" "$long/test_metrics_e$E.json"
     fi
   done
+fi
+
+if wanted t3vae; then  # t3VAE's heavy-tailed simulation beside ParetoVAE and the KL latents
+  run "$PY" experiments/t3vae_synthetic.py --epochs=100 --seeds=0,1,2 --out="$ROOT/t3vae_synthetic" \
+    --figure="$ROOT/t3vae_synthetic/tails.png"
 fi
