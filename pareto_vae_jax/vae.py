@@ -103,7 +103,7 @@ class VAESpec:
   fixed: tuple[tuple[str, float], ...] = ()
   posterior_lower_bounds: tuple[tuple[str, float], ...] = ()
   standard_prior_kwargs: tuple[tuple[str, float], ...] = ()
-  joint_options: tuple[tuple[str, int], ...] = ()
+  joint_options: tuple[tuple[str, float], ...] = ()
   head_init_scale: float = 1.0
   weight_init: str = "fan_in_uniform"
   dtype: str = "float32"
@@ -131,40 +131,34 @@ class VAESpec:
     if ds is not None:
       input_shape, num_classes = tuple(ds.input_shape), ds.num_classes
     fixed, prior_kwargs = _latent_hyper(config)
-    return cls(
-        latent=config.latent,
-        latent_dim=int(config.latent_dim),
-        num_classes=int(num_classes) if config.conditional else 0,
-        input_shape=tuple(input_shape),
-        architecture=config.architecture,
-        hidden=tuple(config.hidden),
-        upsampling=config.upsampling,
-        prior=resolve_prior(config),
-        prior_components=int(config.get("prior_components", 10)),
-        fixed=_pairs(fixed),
-        posterior_lower_bounds=_pairs(_posterior_lower_bounds(config)),
-        standard_prior_kwargs=_pairs(prior_kwargs),
-        joint_options=_pairs({
-            **{
-                name: int(config.get(name, default)) for name, default in (("flow_layers", 8), ("iaf_steps", 2), ("iaf_hidden", 128), ("iaf_context", 16))
-            },
-            **dict.fromkeys(DF_OPTIONS, float(config.get("latent_df", 5.0))),
-        }),
-        head_init_scale=float(config.get("head_init_scale", 1.0)),
-        weight_init=config.get("weight_init", "fan_in_uniform"),
-        dtype=_dtype_name(config.get("dtype", "float32")),
-        decode_log=_decode_log(config.latent, config.decoder_input),
-        likelihood=_likelihood(config.likelihood),
-        gaussian_scale=float(config.get("gaussian_scale", 1.0)),
-        binarize=bool(config.get("binarize", False)),
-        noise=_noise(config.get("noise", "none")),
-        noise_scale=float(config.get("noise_scale", 0.2)),
-        noise_channels=int(config.get("noise_channels", 0)),
-        sequence_feature=_sequence_feature(config.get("sequence_feature", "sigmoid")),
-        activation=_activation(config.get("activation", "relu"), config.architecture),
-        objective=_objective(config.get("objective", "elbo")),
-        latent_df=float(config.get("latent_df", 5.0)),
-        decoder_df=float(config.get("decoder_df", 5.0)))
+    return cls(latent=config.latent,
+               latent_dim=int(config.latent_dim),
+               num_classes=int(num_classes) if config.conditional else 0,
+               input_shape=tuple(input_shape),
+               architecture=config.architecture,
+               hidden=tuple(config.hidden),
+               upsampling=config.upsampling,
+               prior=resolve_prior(config),
+               prior_components=int(config.get("prior_components", 10)),
+               fixed=_pairs(fixed),
+               posterior_lower_bounds=_pairs(_posterior_lower_bounds(config)),
+               standard_prior_kwargs=_pairs(prior_kwargs),
+               joint_options=_pairs(_joint_options(config)),
+               head_init_scale=float(config.get("head_init_scale", 1.0)),
+               weight_init=config.get("weight_init", "fan_in_uniform"),
+               dtype=_dtype_name(config.get("dtype", "float32")),
+               decode_log=_decode_log(config.latent, config.decoder_input),
+               likelihood=_likelihood(config.likelihood),
+               gaussian_scale=float(config.get("gaussian_scale", 1.0)),
+               binarize=bool(config.get("binarize", False)),
+               noise=_noise(config.get("noise", "none")),
+               noise_scale=float(config.get("noise_scale", 0.2)),
+               noise_channels=int(config.get("noise_channels", 0)),
+               sequence_feature=_sequence_feature(config.get("sequence_feature", "sigmoid")),
+               activation=_activation(config.get("activation", "relu"), config.architecture),
+               objective=_objective(config.get("objective", "elbo")),
+               latent_df=float(config.get("latent_df", 5.0)),
+               decoder_df=float(config.get("decoder_df", 5.0)))
 
   @functools.cached_property
   def model(self) -> models.VAE:
@@ -292,6 +286,13 @@ def _likelihood(name: str) -> str:
   if name not in LIKELIHOODS:
     raise ValueError(f"Unknown likelihood '{name}'; valid: {', '.join(LIKELIHOODS)}.")
   return name
+
+
+def _joint_options(config) -> dict[str, float]:
+  """The joint families' settings: the flows' sizes and the multivariate families' df."""
+  sizes = (("flow_layers", 8), ("iaf_steps", 2), ("iaf_hidden", 128), ("iaf_context", 16))
+  options = {name: int(config.get(name, default)) for name, default in sizes}
+  return options | dict.fromkeys(DF_OPTIONS, float(config.get("latent_df", 5.0)))
 
 
 def _activation(name: str, architecture: str) -> str:
