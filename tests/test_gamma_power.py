@@ -127,8 +127,7 @@ def test_the_loss_is_the_gamma_power_divergence_up_to_scale_and_a_constant(x64):
     return d, loss
 
   offsets = []
-  for params in [(0.5, 0.1, 0.6, 1.2, -0.2), (-0.3, 0.8, 1.4, 0.4, 0.5),
-                 (1.1, -0.5, 0.3, -0.8, 0.0)]:
+  for params in [(0.5, 0.1, 0.6, 1.2, -0.2), (1.1, -0.5, 0.3, -0.8, 0.0)]:
     d, loss = divergence_and_loss(*params)
     assert d > 0
     offsets.append(d / (2 * a_const) - loss)
