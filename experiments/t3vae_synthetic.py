@@ -70,7 +70,19 @@ MODELS = (
         "--latent=pareto", "--conditional", "--config.likelihood=gaussian",
         "--config.gaussian_scale=0.1", "--config.pareto_posterior_scale=learned"
     ]),
+    ("t3vae_code", "t3VAE (nu=3), its code's LeakyReLU and weight decay 1e-4", [
+        "--latent=multivariate_t", "--objective=gamma_power", "--config.likelihood=gaussian",
+        "--config.gaussian_scale=0.1", "--config.latent_df=3", "--noconditional",
+        "--config.activation=leaky_relu", "--config.weight_decay=1e-4"
+    ]),
 )
+
+# --data: dataset -> (latent dimension, default --out, default --figure).
+DATA = {
+    "t_mixture": (1, "runs/t3vae_synthetic", "docs/figures/t3vae_synthetic_tails.png"),
+    "t_mixture2d": (2, "runs/t3vae_synthetic2d", "docs/figures/t3vae_synthetic2d_tails.png"),
+}
+RADIAL_REFERENCE_SEED = 99  # the t_mixture2d draws whose |x| quantiles stand in for the truth
 
 TAIL_PROBS = (1e-2, 1e-3, 1e-4)
 MIX_WEIGHTS = (0.6, 0.4)
@@ -79,9 +91,9 @@ MIX_DF = 2.0
 WARMUP_EPOCHS = 0
 
 
-def common_flags(epochs: int) -> list[str]:
+def common_flags(epochs: int, dataset: str = "t_mixture") -> list[str]:
   return [
-      "--dataset=t_mixture", "--config.latent_dim=1", "--config.hidden=(64, 64)",
+      f"--dataset={dataset}", f"--config.latent_dim={DATA[dataset][0]}", "--config.hidden=(64, 64)",
       "--config.batch_size=1024", "--config.learning_rate=1e-3", f"--config.num_epochs={epochs}",
       f"--config.warmup_epochs={WARMUP_EPOCHS}", "--config.eval_batch_size=20000",
       "--config.summary_every_epochs=0", "--config.iwae_samples=8"
@@ -116,7 +128,19 @@ def tail_quantiles() -> dict[float, tuple[float, float]]:
 # ------------------------------------------------------------------ training
 
 
-def train(workdir: str, flags: list[str], seed: int, epochs: int) -> dict:
+def radial_quantiles() -> dict[float, float]:
+  """p -> the (1 - p) quantile of |x| under t_mixture2d, from 4 million reference draws."""
+  from pareto_vae_jax import data
+  ref = data._t_mixture2d(RADIAL_REFERENCE_SEED, counts=(2_400_000, 1_600_000)).train_x
+  radius = np.linalg.norm(ref.astype(np.float64), axis=1)
+  return {p: float(np.quantile(radius, 1 - p)) for p in TAIL_PROBS}
+
+
+def train(workdir: str,
+          flags: list[str],
+          seed: int,
+          epochs: int,
+          dataset: str = "t_mixture") -> dict:
   """Trains one run (unless it finished before); returns its status and wall time."""
   info_path = os.path.join(workdir, "wall.json")
   if os.path.exists(os.path.join(workdir, "test_metrics.json")) and os.path.exists(info_path):
@@ -125,7 +149,7 @@ def train(workdir: str, flags: list[str], seed: int, epochs: int) -> dict:
   os.makedirs(workdir, exist_ok=True)
   cmd = [
       sys.executable, "-m", "pareto_vae_jax.main", f"--seed={seed}", f"--workdir={workdir}",
-      *common_flags(epochs), *flags
+      *common_flags(epochs, dataset), *flags
   ]
   start, load = time.time(), os.getloadavg()[0]
   with open(os.path.join(workdir, "train.log"), "w") as log:
@@ -149,7 +173,7 @@ def train(workdir: str, flags: list[str], seed: int, epochs: int) -> dict:
 # ------------------------------------------------------------------ metrics
 
 
-def generate(vae, n: int, seed: int) -> np.ndarray:
+def generate(vae, n: int, seed: int) -> np.ndarray:  # (n, dim)
   """n decoded prior draws; a CVAE's labels in the data's proportions (exact counts, shuffled)."""
   import jax
   labels = None
@@ -159,7 +183,7 @@ def generate(vae, n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed + 7919)
     labels = rng.permutation(np.repeat(np.arange(len(counts)), counts)).astype(np.int32)
   x = vae.sample(jax.random.key(seed + 104_729), n, labels=labels)
-  return np.asarray(x, np.float64).reshape(n)
+  return np.asarray(x, np.float64).reshape(n, -1)
 
 
 def tail_metrics(x: np.ndarray, quantiles) -> dict:
@@ -174,23 +198,64 @@ def tail_metrics(x: np.ndarray, quantiles) -> dict:
   return out
 
 
-def evaluate(workdir: str, seed: int, num_gen: int, quantiles, test_x: np.ndarray,
-             test_y: np.ndarray) -> tuple[dict, np.ndarray]:
-  """The run's metrics and its generated samples."""
-  from pareto_vae_jax import trained
+def radial_metrics(x: np.ndarray, radial) -> dict:
+  """Generated mass of |x| beyond the reference's (1 - p) quantiles, as a ratio to p."""
+  radius = np.linalg.norm(x, axis=1)
+  out, logs = {}, []
+  for p, q in radial.items():
+    mass = np.sum(radius > q) / len(x)
+    out[f"radial_{p:g}"] = mass / p
+    logs.append(abs(math.log10(max(mass, 1.0 / len(x)) / p)))
+  out["radial_mean_abs_log10"] = float(np.mean(logs))
+  return out
+
+
+def reconstruct(vae, x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
+  """One posterior draw of each row decoded to the decoder's mean, (N, dim) float64."""
   import jax
+  out = []
+  for i in range(0, len(x), 50_000):
+    xb, yb = x[i:i + 50_000], y[i:i + 50_000]
+    key = jax.random.fold_in(jax.random.key(seed), i)
+    out.append(np.asarray(vae.reconstruct(xb, yb if vae.spec.conditional else None, key=key)))
+  return np.concatenate(out).reshape(len(x), -1).astype(np.float64)
+
+
+def evaluate(workdir: str,
+             seed: int,
+             num_gen: int,
+             quantiles,
+             test_x: np.ndarray,
+             test_y: np.ndarray,
+             train_x: np.ndarray,
+             train_y: np.ndarray,
+             radial=None) -> tuple[dict, np.ndarray]:
+  """The run's metrics and its generated samples (N, dim).
+
+  Tail masses and the KS distance pool the coordinates (every coordinate of both datasets has the
+  1-D mixture as its marginal). ``agg_*``: the same tail metrics for the aggregate posterior's
+  decodings (each training point's one posterior draw decoded to the mean) instead of prior
+  draws; where the prior's decodings overshoot the tails and these do not, the prior puts mass
+  where the encoder never goes. ``radial`` (2-D): the tails of |x| as well.
+  """
+  from pareto_vae_jax import trained
   vae = trained.load(workdir)
   x = generate(vae, num_gen, seed)
-  finite = np.isfinite(x)
+  finite = np.isfinite(x).all(axis=1)
+  pooled = np.where(finite[:, None], x, np.nan).ravel()
   metrics = {"nonfinite_samples": int((~finite).sum())}
-  metrics.update(tail_metrics(np.where(finite, x, np.nan), quantiles))
-  metrics["ks"] = float(stats.kstest(x[finite], mixture_cdf).statistic)
-  recon = []
-  for i in range(0, len(test_x), 50_000):
-    xb, yb = test_x[i:i + 50_000], test_y[i:i + 50_000]
-    key = jax.random.fold_in(jax.random.key(seed), i)
-    recon.append(np.asarray(vae.reconstruct(xb, yb if vae.spec.conditional else None, key=key)))
-  err = np.abs(np.concatenate(recon)[:, 0].astype(np.float64) - test_x[:, 0])
+  metrics.update(tail_metrics(pooled, quantiles))
+  metrics["ks"] = float(stats.kstest(x[finite].ravel(), mixture_cdf).statistic)
+  if radial is not None:
+    metrics.update(radial_metrics(x[finite], radial))
+  agg = reconstruct(vae, train_x, train_y, seed + 1)
+  agg_finite = np.isfinite(agg).all(axis=1)
+  agg_tails = tail_metrics(np.where(agg_finite[:, None], agg, np.nan).ravel(), quantiles)
+  metrics.update({f"agg_{k}": v for k, v in agg_tails.items()})
+  if radial is not None:
+    metrics.update({f"agg_{k}": v for k, v in radial_metrics(agg[agg_finite], radial).items()})
+  recon = reconstruct(vae, test_x, test_y, seed)
+  err = np.abs(recon - test_x.astype(np.float64)).ravel()
   metrics["recon_mae"] = float(np.mean(err))
   metrics["recon_median_ae"] = float(np.median(err))
   metrics["recon_rmse"] = float(np.sqrt(np.mean(err**2)))
@@ -214,7 +279,11 @@ def mean_sd(values) -> str:
   return f"{fmt(mean)} ± {fmt(sd)}"
 
 
-def write_figure(path: str, samples: dict[str, np.ndarray], seed: int, epochs: int) -> None:
+def write_figure(path: str,
+                 samples: dict[str, np.ndarray],
+                 seed: int,
+                 epochs: int,
+                 data_name: str = "t_mixture") -> None:
   import matplotlib
   matplotlib.use("Agg")
   from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -238,8 +307,10 @@ def write_figure(path: str, samples: dict[str, np.ndarray], seed: int, epochs: i
   ax.set_xlabel("x")
   ax.set_ylabel("density (log scale)")
   n = len(next(iter(samples.values())))
-  ax.set_title(f"t_mixture 0.6 t2(-2,1) + 0.4 t2(2,1): {n:,} generated samples per model "
-               f"(seed {seed}, {epochs} epochs)")
+  what = ("t_mixture 0.6 t2(-2,1) + 0.4 t2(2,1)" if data_name == "t_mixture" else
+          "t_mixture2d, both coordinates pooled (marginal 0.6 t2(-2,1) + 0.4 t2(2,1))")
+  ax.set_title(f"{what}: {n:,} generated values per model (seed {seed}, {epochs} epochs)",
+               fontsize=9)
   ax.legend(loc="upper right", fontsize=8)
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   fig.savefig(path, dpi=130)
@@ -247,14 +318,18 @@ def write_figure(path: str, samples: dict[str, np.ndarray], seed: int, epochs: i
 
 def main():
   parser = argparse.ArgumentParser()
-  parser.add_argument("--out", default="runs/t3vae_synthetic")
+  parser.add_argument("--data", default="t_mixture", choices=sorted(DATA))
+  parser.add_argument("--out", default="", help="default: by --data (DATA)")
   parser.add_argument("--seeds", default="0,1,2")
   parser.add_argument("--epochs", type=int, default=100)
   parser.add_argument("--num_gen", type=int, default=500_000)
   parser.add_argument("--models", default="", help="comma-separated keys (default: all)")
-  parser.add_argument("--figure", default="docs/figures/t3vae_synthetic_tails.png")
+  parser.add_argument("--figure", default="", help="default: by --data (DATA)")
   parser.add_argument("--check", action="store_true", help="1 epoch, seed 0, into --out/check")
   args = parser.parse_args()
+  dim, default_out, default_figure = DATA[args.data]
+  args.out = args.out or default_out
+  args.figure = args.figure or default_figure
   if args.check:
     args.epochs, args.seeds, args.out = 1, "0", os.path.join(args.out, "check")
     args.figure = os.path.join(args.out, "tails.png")
@@ -264,6 +339,7 @@ def main():
 
   from pareto_vae_jax import data
   quantiles = tail_quantiles()
+  radial = radial_quantiles() if dim > 1 else None
   start = time.time()
   results = {}
   figure_samples = {}
@@ -271,18 +347,20 @@ def main():
     results[key] = {"name": name, "flags": flags, "seeds": {}}
     for seed in seeds:
       workdir = os.path.join(args.out, key, f"seed{seed}")
-      info = train(workdir, flags, seed, args.epochs)
+      info = train(workdir, flags, seed, args.epochs, args.data)
       entry = {"train": info}
       if info["returncode"] == 0:
-        ds = data.load_dataset("t_mixture", seed=seed)
+        ds = data.load_dataset(args.data, seed=seed)
         t0 = time.time()
-        metrics, x = evaluate(workdir, seed, args.num_gen, quantiles, ds.test_x[:, 0:1], ds.test_y)
+        metrics, x = evaluate(workdir, seed, args.num_gen, quantiles, ds.test_x, ds.test_y,
+                              ds.train_x, ds.train_y, radial)
         metrics["eval_wall_s"] = time.time() - t0
         entry["metrics"] = metrics
         if seed == seeds[0]:
-          figure_samples[name] = x
+          figure_samples[name] = x.ravel()
         print(
-            f"  {key} seed {seed}: mean|log10| {metrics['mean_abs_log10']:.3f}  "
+            f"  {key} seed {seed}: mean|log10| {metrics['mean_abs_log10']:.3f} "
+            f"(aggregate posterior {metrics['agg_mean_abs_log10']:.3f})  "
             f"KS {metrics['ks']:.4f}  MAE {metrics['recon_mae']:.4f}",
             flush=True)
       results[key]["seeds"][str(seed)] = entry
@@ -290,13 +368,17 @@ def main():
 
   train_wall = sum(e["train"]["wall_s"] for r in results.values() for e in r["seeds"].values())
   out = {
+      "data": args.data,
       "epochs": args.epochs,
       "seeds": seeds,
       "num_gen": args.num_gen,
       "warmup_epochs": WARMUP_EPOCHS,
-      "common_flags": common_flags(args.epochs),
+      "common_flags": common_flags(args.epochs, args.data),
       "tail_quantiles": {
           f"{p:g}": q for p, q in quantiles.items()
+      },
+      "radial_quantiles": None if radial is None else {
+          f"{p:g}": q for p, q in radial.items()
       },
       "train_wall_s_total": train_wall,
       "script_wall_s": total_wall,
@@ -305,20 +387,32 @@ def main():
   with open(os.path.join(args.out, "results.json"), "w") as f:
     json.dump(out, f, indent=1)
   if figure_samples:
-    write_figure(args.figure, figure_samples, seeds[0], args.epochs)
+    write_figure(args.figure, figure_samples, seeds[0], args.epochs, args.data)
 
   # summary.md
   tail_keys = [f"{side}_{p:g}" for p in TAIL_PROBS for side in ("left", "right")]
+  summary_keys = ["mean_abs_log10", "agg_mean_abs_log10"]
+  summary_heads = ["mean abs log10 tail ratio", "same, aggregate posterior's decodings"]
+  if radial is not None:
+    summary_keys += ["radial_mean_abs_log10", "agg_radial_mean_abs_log10"]
+    summary_heads += ["radial (abs x) mean abs log10", "radial, aggregate posterior"]
+  summary_keys += ["ks", "recon_mae", "recon_median_ae", "recon_rmse"]
+  summary_heads += ["KS distance", "test recon MAE", "test recon median AE", "test recon RMSE"]
+  data_line = ("Data `t_mixture`: 0.6 t_2(-2, 1) + 0.4 t_2(2, 1), 200k train / 200k test."
+               if dim == 1 else "Data `t_mixture2d`: 0.6 t_2((-2, -2), S+) + 0.4 t_2((2, 2), S-), "
+               "unit variances, correlation +-0.5, 200k train / 200k test; both coordinates have "
+               "the 1-D mixture as marginal, so tails and KS pool the two coordinates; radial "
+               "quantiles of abs(x) from 4M reference draws: " +
+               ", ".join(f"p={p:g}: {q:.3f}" for p, q in radial.items()) + ".")
   lines = [
-      f"# t3VAE's heavy-tailed 1-D simulation: {args.epochs} epochs, seeds {seeds}", "",
-      "Data `t_mixture`: 0.6 t_2(-2, 1) + 0.4 t_2(2, 1), 200k train / 200k test. Common flags: `" +
-      " ".join(common_flags(args.epochs)) + "`. "
+      f"# t3VAE's heavy-tailed {dim}-D simulation: {args.epochs} epochs, seeds {seeds}", "",
+      data_line + " Common flags: `" + " ".join(common_flags(args.epochs, args.data)) + "`. "
       f"{args.num_gen:,} generated samples per run (prior draw, decoder mean). "
       "Mean ± sample standard deviation over seeds.", "", "True mixture quantiles: " +
       ", ".join(f"p={p:g}: q_p={lo:.3f}, q_(1-p)={hi:.3f}" for p, (lo, hi) in quantiles.items()),
       "", "## Summary", "",
-      "| model | mean abs log10 tail ratio | KS distance | test recon MAE | test recon median AE | "
-      "test recon RMSE | training wall (median) |", "|---|---|---|---|---|---|---|"
+      "| model | " + " | ".join(summary_heads) + " | training wall (median) |",
+      "|---|" + "---|" * len(summary_heads) + "---|"
   ]
   failures = []
   for key, r in results.items():
@@ -333,10 +427,8 @@ def main():
         failures.append(f"- {r['name']} seed {seed}: {e['metrics']['nonfinite_samples']} "
                         "non-finite generated samples (dropped)")
     note = "" if len(ok) == len(r["seeds"]) else f" ({len(ok)}/{len(r['seeds'])} seeds)"
-    lines.append(f"| {r['name']}{note} | " + " | ".join(
-        mean_sd([m[k]
-                 for m in ok])
-        for k in ("mean_abs_log10", "ks", "recon_mae", "recon_median_ae", "recon_rmse")) +
+    lines.append(f"| {r['name']}{note} | " +
+                 " | ".join(mean_sd([m[k] for m in ok]) for k in summary_keys) +
                  f" | {walls[len(walls) // 2]:.0f} s |")
   lines += [
       "", "## Tail mass ratios P_gen(tail) / p (1 = the true mass)", "",

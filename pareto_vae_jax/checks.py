@@ -76,6 +76,7 @@ FIELD_RANGES: dict[str, Range] = {
     "num_epochs": _COUNT,
     "learning_rate": _POSITIVE,
     "grad_clip": _POSITIVE,
+    "weight_decay": _NON_NEGATIVE,
     "seed": Range(integer=True, low=0, high=2**32 - 1),  # what numpy's and JAX's keys take
     "steps_per_dispatch": _SWITCH,
     "chunks_per_epoch": _SWITCH,

@@ -60,6 +60,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.num_epochs = 10  # passes over the 60k training digits
   c.learning_rate = 1e-3  # Adam
   c.grad_clip = 100.0  # global-norm clip; rarely active, guards heavy-tailed draws
+  c.weight_decay = 0.0  # L2 added to the gradient before Adam (PyTorch Adam's weight_decay)
   c.seed = 0  # initialization, data order and sampling
   c.steps_per_dispatch = 0  # steps per compiled call; 0: auto (conv on CPU: 1)
   c.chunks_per_epoch = 10  # auto: about this many calls per epoch, for the progress line

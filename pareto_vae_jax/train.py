@@ -117,7 +117,17 @@ def make_train_step(spec: vae.VAESpec,
 
 
 def make_optimizer(config) -> optax.GradientTransformation:
-  return optax.chain(optax.clip_by_global_norm(config.grad_clip), optax.adam(config.learning_rate))
+  """Adam after a global-norm clip, with ``config.weight_decay`` as PyTorch's ``Adam`` applies it.
+
+  A nonzero ``weight_decay`` adds ``weight_decay * params`` to the clipped gradient before Adam's
+  moments (the coupled L2 penalty of ``torch.optim.Adam(weight_decay=...)``, not AdamW's
+  decoupled decay). At 0 the chain has no decay stage, so runs saved before the option existed
+  resume with the same optimizer state.
+  """
+  stages = [optax.clip_by_global_norm(config.grad_clip)]
+  if config.get("weight_decay", 0.0):
+    stages.append(optax.add_decayed_weights(config.weight_decay))
+  return optax.chain(*stages, optax.adam(config.learning_rate))
 
 
 def init_state(spec: vae.VAESpec, tx, config) -> TrainState:

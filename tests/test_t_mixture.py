@@ -74,3 +74,40 @@ def test_generation_is_fast():
   start = time.perf_counter()
   data.load_dataset("t_mixture", seed=5)
   assert time.perf_counter() - start < 1.0
+
+
+# ----------------------------------------------------------------- the bivariate mixture
+
+
+@pytest.fixture(scope="module")
+def ds2() -> data.Dataset:
+  return data.load_dataset("t_mixture2d", seed=0)
+
+
+def test_bivariate_registered_shapes_and_counts(ds2):
+  assert "t_mixture2d" in data.DATASETS
+  assert ds2.input_shape == (2,) and ds2.num_classes == 2
+  assert ds2.train_x.shape == (200_000, 2) and ds2.train_x.dtype == np.float32
+  for y in (ds2.train_y, ds2.test_y):
+    np.testing.assert_array_equal(np.bincount(y), [120_000, 80_000])
+  assert not np.array_equal(ds2.train_x, ds2.test_x)
+  np.testing.assert_array_equal(data.load_dataset("t_mixture2d", seed=0).train_x, ds2.train_x)
+
+
+def test_bivariate_marginals_are_the_univariate_mixture(ds2):
+  for i in range(2):
+    assert stats.kstest(ds2.train_x[:, i], mixture_cdf).pvalue > 1e-3, i
+
+
+def test_bivariate_components_are_bivariate_t_by_their_mahalanobis_radius(ds2):
+  """For x ~ t_nu(mu, S) in d dimensions, (x - mu)' S^-1 (x - mu) / d ~ F(d, nu) (scipy)."""
+  for k in range(2):
+    x = ds2.train_x[ds2.train_y == k].astype(np.float64) - data.T_MIXTURE2D_LOC[k]
+    r = np.einsum("ni,ij,nj->n", x, np.linalg.inv(data.T_MIXTURE2D_SCALE[k]), x) / 2
+    assert stats.kstest(r, stats.f(2, data.T_MIXTURE2D_DF[k]).cdf).pvalue > 1e-3, k
+    # The dependence is the scale matrix's: the sign of the correlation of the signs.
+    sign = np.mean(np.sign(x[:, 0]) * np.sign(x[:, 1]))
+    assert np.sign(sign) == np.sign(data.T_MIXTURE2D_SCALE[k, 0, 1]) and abs(sign) > 0.2
+    # The swapped scale matrix is rejected.
+    wrong = np.einsum("ni,ij,nj->n", x, np.linalg.inv(data.T_MIXTURE2D_SCALE[1 - k]), x) / 2
+    assert stats.kstest(wrong, stats.f(2, data.T_MIXTURE2D_DF[k]).cdf).pvalue < 1e-6, k

@@ -113,6 +113,7 @@ BAD_VALUES = [
     ("num_epochs", 0, "an integer >= 1"),
     ("num_epochs", -2, "an integer >= 1"),
     ("grad_clip", 0.0, "a finite number > 0"),
+    ("weight_decay", -1e-4, "a finite number >= 0"),
     ("keep_checkpoints", 0, "an integer >= 1"),
     ("iwae_samples", 0, "an integer >= 1"),
     ("latent_dim", 0, "an integer >= 1"),
