@@ -481,7 +481,7 @@ def _train_records(workdir: str) -> list[dict[str, float]]:
 def _image_pictures(run: Run, out_dir: str, codes: np.ndarray, name: str, statistic: str,
                     seed: int) -> list[str]:
   config, ds = run.config, run.ds
-  decode = jit(functools.partial(vae.decode, run.spec))
+  decode = _decode_fn(run.spec)  # the one compile decode_pixels also uses
   pixels = lambda out: reporting._to_pixels(out, run.spec)[..., 0]
   classes = ds.num_classes if config.conditional else 1
   fixed_class = 3 % classes

@@ -252,13 +252,6 @@ def posterior(family: str, loc: Array, scale: Array, nu: float, data_dim: int):
   return sympareto_encoder(loc, scale, nu, data_dim)
 
 
-def predicted_scale(family: str, q, nu: float, data_dim: int) -> Array:
-  """The ``s`` the encoder predicted, from its distribution ``posterior(...)``."""
-  if family == "multivariate_t":
-    return q.scale / math.sqrt(nu / (nu + data_dim))
-  return q.scale / (nu / (nu + data_dim))
-
-
 def loss_regularizer(family: str, loc: Array, scale: Array, nu: float, data_dim: int,
                      sigma: float) -> Array:
   """The regularizer in the KL's place: ``regularizer`` (t) or ``sympareto_regularizer``."""

@@ -581,14 +581,20 @@ def describe_kl(spec: VAESpec) -> str:
 # The objective's terms.
 
 
+def _encoded(spec: VAESpec, params, x: Array, y: Array | None, key: Array, index: Array):
+  """(the encoder's distribution, the posterior the objective draws from) for ``x``: the same
+  object, except for ``gamma_power``, whose posterior is built from the encoder's loc and scale."""
+  q = encode(spec, params, encoder_input(spec, x, key, index), y)
+  if spec.objective == "gamma_power":
+    return q, gamma_power.posterior(spec.latent, q.loc, q.scale, spec.latent_df,
+                                    math.prod(spec.input_shape))
+  return q, q
+
+
 def posterior(spec: VAESpec, params, x: Array, y: Array | None, key: Array, index: Array):
   """q(z | x[, y]) as the objective draws from it: the encoder's distribution of ``x`` (with the
   spec's corruption), or for ``gamma_power`` t3VAE's encoder built from its loc and scale."""
-  q = encode(spec, params, encoder_input(spec, x, key, index), y)
-  if spec.objective == "gamma_power":
-    return gamma_power.posterior(spec.latent, q.loc, q.scale, spec.latent_df,
-                                 math.prod(spec.input_shape))
-  return q
+  return _encoded(spec, params, x, y, key, index)[1]
 
 
 def terms(spec: VAESpec, params, batch: Batch, key: Array) -> dict[str, Array]:
@@ -599,15 +605,13 @@ def terms(spec: VAESpec, params, batch: Batch, key: Array) -> dict[str, Array]:
   """
   x, y = observed(spec, batch, key), batch.get("y")
   keys = example_keys(key, batch["index"])
-  q = posterior(spec, params, x, y, key, batch["index"])
+  encoded, q = _encoded(spec, params, x, y, key, batch["index"])
   p = prior(spec, params, y, x.shape[0])
   r, in_log, log_q = sample_and_log_q(keys, q)
   out = decode(spec, params, decoder_input(r, in_log, spec.decode_log), y, target=x)
-  if spec.objective == "gamma_power":
-    n = math.prod(spec.input_shape)
-    scale = gamma_power.predicted_scale(spec.latent, q, spec.latent_df, n)
-    reg = gamma_power.loss_regularizer(spec.latent, q.loc, scale, spec.latent_df, n,
-                                       spec.gaussian_scale)
+  if spec.objective == "gamma_power":  # the regularizer takes the encoder's own loc and scale
+    reg = gamma_power.loss_regularizer(spec.latent, encoded.loc, encoded.scale, spec.latent_df,
+                                       math.prod(spec.input_shape), spec.gaussian_scale)
     kl_dim = jnp.broadcast_to(reg[:, None] / spec.latent_dim, r.shape)
   else:
     kl_dim = kl_terms(q, p, r, in_log, log_q)
