@@ -1,0 +1,67 @@
+"""experiments/heavy_tail_tables.py: the heavy-tail study's tables from run directories."""
+
+import importlib.util
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+_PATH = os.path.join(os.path.dirname(__file__), "..", "experiments", "heavy_tail_tables.py")
+
+
+@pytest.fixture(scope="module")
+def tables():
+  spec = importlib.util.spec_from_file_location("heavy_tail_tables", _PATH)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _run(root, group, name, recon, stderr, finished=True):
+  os.makedirs(os.path.join(root, group, name))
+  with open(os.path.join(root, group, name, "test_metrics.json"), "w") as f:
+    json.dump({"recon": recon, "recon_stderr": stderr, "finished": finished}, f)
+
+
+def test_the_study_values_are_the_seed_documents(tables):
+  seed = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "seeds",
+                      "002_fdb0d164c77d6ed6.txt")
+  if not os.path.exists(seed):
+    pytest.skip("the seed documents are not beside this checkout")
+  text = open(seed).read()
+  for table in (tables.STUDY_TABLE_2, tables.STUDY_TABLE_5, tables.STUDY_TABLE_6):
+    for row in table.values():
+      for v in row:
+        assert f"{v:.4f}" in text, v
+
+
+def test_table_4_seed_statistics_against_numpy(tmp_path, tables):
+  values = {"gaussian": [5.7, 5.69, 5.75], "lognormal": [6.05, 6.0], "inverse_gaussian": []}
+  for f, vs in values.items():
+    for s, v in enumerate(vs):
+      _run(tmp_path, "heavy_tail", f if s == 0 else f"{f}-seed{s}", v, 0.03)
+  lines = tables.table_4(str(tmp_path))
+  normal = next(l for l in lines if l.startswith("| Normal |"))
+  mean, sd = np.mean(values["gaussian"]), np.std(values["gaussian"], ddof=1)
+  assert f"{mean:.4g} ± {sd:.2g} |" in normal
+  lognormal = next(l for l in lines if l.startswith("| LogNormal |"))
+  assert "(2/3 seeds)" in lognormal and "| — |" in lognormal
+  assert next(l for l in lines if l.startswith("| Inverse Gaussian |")).count("—") == 4
+
+
+def test_grid_table_cells_and_ordering(tmp_path, tables):
+  # Normal clearly best; LogNormal and IG within 2 combined s.e. of each other.
+  _run(tmp_path, "denoise", "gaussian-uniform", 5.0, 0.03)
+  _run(tmp_path, "denoise", "lognormal-uniform", 6.0, 0.03)
+  _run(tmp_path, "denoise", "inverse_gaussian-uniform", 6.05, 0.03)
+  _run(tmp_path, "denoise", "gaussian-normal", 5.0, 0.03, finished=False)  # still training
+  lines = tables.grid_table(str(tmp_path), "denoise", tables.NOISES, tables.STUDY_TABLE_5,
+                            lambda f, n: f"{f}-{n}", "t")
+  uniform = next(l for l in lines if l.startswith("| uniform |"))
+  assert "5 ± 0.03 (16.52)" in uniform
+  assert 0.05 < 2 * math.hypot(0.03, 0.03)
+  assert uniform.endswith("| Normal < LogNormal ~ Inverse Gaussian |")
+  normal = next(l for l in lines if l.startswith("| normal |"))
+  assert normal.count("—") == 3 and normal.endswith("|  |")
