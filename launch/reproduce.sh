@@ -15,7 +15,8 @@
 #                                            # literature (binarized MNIST, IS k = 5000, 8 models
 #                                            # x 3 seeds, LIT_EPOCHS epochs each), literature_long
 #                                            # (the Gaussian VAE trained on, evaluated along the way),
-#                                            # t3vae (t3VAE's 1-D simulation, 7 models x 3 seeds)
+#                                            # t3vae (t3VAE's simulation, 1-D and 2-D, 8 models
+#                                            # x 3 seeds; ParetoVAE's heavy-tailed reconstruction)
 #
 # Each run trains into runs/repro/<group>/<name> (a second invocation resumes or skips
 # finished runs); evaluations and the summary tables go to runs/repro/<group>/summary.md.
@@ -159,6 +160,13 @@ if wanted stacked; then  # table 6: stacked noise channels
   summarize stacked 16 false
 fi
 
+if wanted heavy_tail || wanted beta || wanted denoise || wanted stacked; then
+  # The study's tables 2, 4, 5, 6 (our error beside its values) and its figures 12, 26, 27.
+  run "$PY" experiments/heavy_tail_tables.py --root="$ROOT" --out="$ROOT/heavy_tail_tables.md"
+  run "$PY" experiments/heavy_tail_figures.py --beta_root="$ROOT/beta" \
+    --generation_roots "$ROOT/heavy_tail" "$ROOT/denoise" --out_dir="$ROOT/heavy_tail_figures"
+fi
+
 if wanted collapse; then  # posterior collapse at equal beta: a wide latent, unconditional MNIST
   for latent in "${STUDY_FAMILIES[@]}"; do
     train collapse "$latent" --latent="$latent" --noconditional --config.latent_dim=50
@@ -292,4 +300,8 @@ fi
 if wanted t3vae; then  # t3VAE's heavy-tailed simulation beside ParetoVAE and the KL latents
   run "$PY" experiments/t3vae_synthetic.py --epochs=100 --seeds=0,1,2 --out="$ROOT/t3vae_synthetic" \
     --figure="$ROOT/t3vae_synthetic/tails.png"
+  run "$PY" experiments/t3vae_synthetic.py --data=t_mixture2d --epochs=100 --seeds=0,1,2 \
+    --out="$ROOT/t3vae_synthetic2d" --figure="$ROOT/t3vae_synthetic2d/tails.png"
+  run "$PY" experiments/heavy_tailed_reconstruction.py --seeds=0,1,2 \
+    --out="$ROOT/heavy_tailed_reconstruction"
 fi
