@@ -116,6 +116,12 @@ def make_train_step(spec: vae.VAESpec,
   return train_step
 
 
+def optimizer_stages(config) -> str:
+  """The stages of `make_optimizer`'s chain, in words (stored with each checkpoint)."""
+  decay = "weight decay (config.weight_decay > 0), " if config.get("weight_decay", 0.0) else ""
+  return f"global-norm clip, {decay}Adam"
+
+
 def make_optimizer(config) -> optax.GradientTransformation:
   """Adam after a global-norm clip, with ``config.weight_decay`` as PyTorch's ``Adam`` applies it.
 
@@ -248,9 +254,11 @@ def fit(config: ml_collections.ConfigDict, workdir: str):
       "config": config.to_dict(),
       "steps_per_epoch": steps_per_epoch,
       "input_shape": list(spec.input_shape),
-      "num_classes": ds.num_classes
+      "num_classes": ds.num_classes,
+      # The optimizer's stages: a saved optimizer state only restores into the same chain.
+      "optimizer": optimizer_stages(config),
   }
-  compat = tuple(f"config.{k}" for k in MODEL_KEYS)
+  compat = tuple(f"config.{k}" for k in MODEL_KEYS) + ("optimizer",)
 
   checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
                                        state,

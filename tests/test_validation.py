@@ -87,21 +87,28 @@ def _small():
 
 
 def _run_main(*args: str, cwd) -> subprocess.CompletedProcess:
-  return subprocess.run([sys.executable, "-m", "pareto_vae_jax.main", *args], cwd=cwd,
-                        capture_output=True, text=True, timeout=300)
+  return subprocess.run([sys.executable, "-m", "pareto_vae_jax.main", *args],
+                        cwd=cwd,
+                        capture_output=True,
+                        text=True,
+                        timeout=300)
 
 
 def _files(directory) -> dict[str, float]:
   """Every file under ``directory`` with its modification time."""
-  return {os.path.join(root, f): os.stat(os.path.join(root, f)).st_mtime_ns
-          for root, _, names in os.walk(directory) for f in names}
+  return {
+      os.path.join(root, f): os.stat(os.path.join(root, f)).st_mtime_ns
+      for root, _, names in os.walk(directory) for f in names
+  }
 
 
 def test_every_numeric_field_of_the_default_config_has_a_range_and_the_default_is_in_it():
   default = config_lib.get_config()
-  numeric = {k for k, v in default.items()
-             if isinstance(v, (int, float)) and not isinstance(v, bool)
-             or isinstance(v, tuple) and all(isinstance(x, int) for x in v)}
+  numeric = {
+      k for k, v in default.items()
+      if isinstance(v, (int, float)) and not isinstance(v, bool) or isinstance(v, tuple) and all(
+          isinstance(x, int) for x in v)
+  }
   assert numeric == set(checks.FIELD_RANGES)
   checks.check_fields(default)
 
@@ -143,14 +150,15 @@ BAD_VALUES = [
 ]
 
 
-@pytest.mark.parametrize("field,value,allowed", BAD_VALUES,
+@pytest.mark.parametrize("field,value,allowed",
+                         BAD_VALUES,
                          ids=[f"{f}={v}" for f, v, _ in BAD_VALUES])
 def test_a_value_out_of_range_is_refused_naming_the_field_its_range_and_the_flag(
     field, value, allowed):
   with pytest.raises(ValueError) as info:
     checks.check_config(tiny.config(**{field: value}), _small(), 1)
-  assert str(info.value).startswith(
-      f"config.{field}={value!r}: must be {allowed}; set --config.{field}=")
+  assert str(
+      info.value).startswith(f"config.{field}={value!r}: must be {allowed}; set --config.{field}=")
 
 
 TYPES = [
@@ -174,8 +182,8 @@ def test_every_field_out_of_range_is_named_in_one_error_one_line_each():
   with pytest.raises(ValueError) as info:
     checks.check_fields(tiny.config(learning_rate=0.0, num_epochs=0, hidden=(0,)))
   lines = str(info.value).splitlines()
-  assert [line.split("=")[0] for line in lines] == [
-      "config.hidden", "config.num_epochs", "config.learning_rate"]
+  assert [line.split("=")[0] for line in lines
+         ] == ["config.hidden", "config.num_epochs", "config.learning_rate"]
   assert "--config.hidden=(512,256) (the default)" in lines[0]
 
 
@@ -185,15 +193,19 @@ def test_a_workdir_trained_with_another_seed_is_refused_and_left_as_it_was(tmp_p
   train.train_and_evaluate(tiny.config(num_epochs=1, seed=0), str(workdir))
   before = _files(workdir)
 
-  with pytest.raises(checkpoint.IncompatibleCheckpointError, match="config.seed: saved 0 vs "
+  with pytest.raises(checkpoint.IncompatibleCheckpointError,
+                     match="config.seed: saved 0 vs "
                      "requested 1"):
     train.train_and_evaluate(tiny.config(num_epochs=1, seed=1), str(workdir))
   assert _files(workdir) == before
 
   # The command line says the same in one line and exits with status 2: no traceback.
   monkeypatch.undo()
-  proc = _run_main("--dataset=synthetic_lognormal", f"--workdir={workdir}", "--seed=1",
-                   *tiny.cli_flags(num_epochs=1), cwd=tmp_path)
+  proc = _run_main("--dataset=synthetic_lognormal",
+                   f"--workdir={workdir}",
+                   "--seed=1",
+                   *tiny.cli_flags(num_epochs=1),
+                   cwd=tmp_path)
   assert proc.returncode == 2, proc.stderr[-3000:]
   assert "error: Checkpoint directory" in proc.stderr and "config.seed: saved 0 vs requested 1" \
       in proc.stderr, proc.stderr[-3000:]
@@ -203,8 +215,10 @@ def test_a_workdir_trained_with_another_seed_is_refused_and_left_as_it_was(tmp_p
 
 def test_main_refuses_a_value_out_of_range_in_one_line_with_status_2_writing_nothing(tmp_path):
   workdir = tmp_path / "run"
-  proc = _run_main("--dataset=synthetic_lognormal", f"--workdir={workdir}",
-                   *tiny.cli_flags(learning_rate=0, num_epochs=1), cwd=tmp_path)
+  proc = _run_main("--dataset=synthetic_lognormal",
+                   f"--workdir={workdir}",
+                   *tiny.cli_flags(learning_rate=0, num_epochs=1),
+                   cwd=tmp_path)
   assert proc.returncode == 2, proc.stderr[-3000:]
   assert proc.stderr.strip().splitlines()[-1] == (
       "error: config.learning_rate=0.0: must be a finite number > 0; set "
@@ -216,8 +230,25 @@ def test_main_refuses_a_value_out_of_range_in_one_line_with_status_2_writing_not
 def test_the_non_finite_guard_names_the_step_that_failed_not_the_chunks_first():
   import numpy as np
   from pareto_vae_jax import train
-  metrics = {"loss": np.array([1.0, 2.0, np.nan, 4.0]), "kl": np.array([0.0, np.inf, 0.0, 0.0]),
-             "grad_norm": np.array([1.0, 1.0, 1.0, 1.0])}
+  metrics = {
+      "loss": np.array([1.0, 2.0, np.nan, 4.0]),
+      "kl": np.array([0.0, np.inf, 0.0, 0.0]),
+      "grad_norm": np.array([1.0, 1.0, 1.0, 1.0])
+  }
   with pytest.raises(FloatingPointError, match=r"at step 101: \{'kl': inf\}"):
     train._check_finite(metrics, 100)  # the chunk ran steps 100..103; step 101 went first
   train._check_finite({"loss": np.ones(3)}, 7)  # all finite: nothing raised
+
+
+def test_resuming_with_weight_decay_switched_on_is_refused_by_name(tmp_path, monkeypatch):
+  """Weight decay adds a stage to the optimizer chain, so the saved optimizer state cannot be
+  restored into it: the refusal names the optimizer and leaves the workdir as it was."""
+  tiny.patch_dataset(monkeypatch, _small())
+  workdir = tmp_path / "run"
+  train.train_and_evaluate(tiny.config(num_epochs=1), str(workdir))
+  before = _files(workdir)
+  with pytest.raises(checkpoint.IncompatibleCheckpointError,
+                     match="optimizer: saved 'global-norm clip, Adam' vs requested 'global-norm "
+                     r"clip, weight decay \(config.weight_decay > 0\), Adam'"):
+    train.train_and_evaluate(tiny.config(num_epochs=2, weight_decay=1e-4), str(workdir))
+  assert _files(workdir) == before
