@@ -31,11 +31,13 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run_once  # pylint: disable=wrong-import-position
 from scipy import optimize
 from scipy import stats
 
@@ -142,32 +144,7 @@ def train(workdir: str,
           epochs: int,
           dataset: str = "t_mixture") -> dict:
   """Trains one run (unless it finished before); returns its status and wall time."""
-  info_path = os.path.join(workdir, "wall.json")
-  if os.path.exists(os.path.join(workdir, "test_metrics.json")) and os.path.exists(info_path):
-    with open(info_path) as f:
-      return json.load(f)
-  os.makedirs(workdir, exist_ok=True)
-  cmd = [
-      sys.executable, "-m", "pareto_vae_jax.main", f"--seed={seed}", f"--workdir={workdir}",
-      *common_flags(epochs, dataset), *flags
-  ]
-  start, load = time.time(), os.getloadavg()[0]
-  with open(os.path.join(workdir, "train.log"), "w") as log:
-    proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
-  info = {
-      "command": " ".join(cmd[1:]),
-      "returncode": proc.returncode,
-      "wall_s": time.time() - start,
-      "load_before": load,
-      "load_after": os.getloadavg()[0],
-  }
-  if proc.returncode != 0:
-    with open(os.path.join(workdir, "train.log")) as f:
-      info["error"] = f.read()[-2000:]
-  with open(info_path, "w") as f:
-    json.dump(info, f, indent=1)
-  print(f"  trained {workdir}: rc {proc.returncode}, {info['wall_s']:.0f} s", flush=True)
-  return info
+  return run_once.train_once(workdir, [f"--seed={seed}", *common_flags(epochs, dataset), *flags])
 
 
 # ------------------------------------------------------------------ metrics
