@@ -208,10 +208,10 @@ def _check_objective(spec: vae.VAESpec) -> None:
   if spec.latent not in families:
     wrong.append(f"--latent={' or '.join(families)} (got '{spec.latent}')")
   else:
-    likelihood = families[spec.latent]
-    if spec.likelihood != likelihood:
-      wrong.append(f"--config.likelihood={likelihood} with --latent={spec.latent} (got "
-                   f"'{spec.likelihood}')")
+    likelihoods = families[spec.latent]
+    if spec.likelihood not in likelihoods:
+      wrong.append(f"--config.likelihood={' or '.join(likelihoods)} with --latent={spec.latent} "
+                   f"(got '{spec.likelihood}')")
     low = 2 if spec.latent == "multivariate_t" else 1
     if not spec.latent_df > low:
       wrong.append(f"--config.latent_df above {low} (got {spec.latent_df})")
@@ -220,6 +220,8 @@ def _check_objective(spec: vae.VAESpec) -> None:
   if spec.decode_log or spec.sequential:
     wrong.append("an image or vector decoder of z itself")
   if wrong:
-    raise ConfigError("--objective=gamma_power is derived for the power-form models (t3VAE's "
-                      "multivariate t with a Gaussian decoder, the symPareto with a Laplace one); "
-                      "it needs " + ", ".join(wrong) + ".")
+    raise ConfigError(
+        "--objective=gamma_power is derived for the power-form models (t3VAE's "
+        "multivariate t with its t decoder, scored as Gaussian; ParetoVAE's symPareto "
+        "with its symPareto decoder, scored as Laplace, or its t decoder, scored as "
+        "Gaussian); it needs " + ", ".join(wrong) + ".")

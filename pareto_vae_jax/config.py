@@ -50,7 +50,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.decoder_df = 5.0  # degrees of freedom of the student_t and symmetric_pareto likelihoods
   c.sequence_feature = "sigmoid"  # sequence decoder's feature: sigmoid ([0, 1]) | relu (Gaussian)
   # Objective.
-  c.objective = "elbo"  # elbo | gamma_power (t3VAE: multivariate_t latent, gaussian likelihood)
+  c.objective = "elbo"  # elbo | gamma_power (t3VAE: multivariate_t latent, gaussian likelihood;
+  # ParetoVAE: multivariate_symmetric_pareto latent, laplace or gaussian likelihood)
   c.beta = 1.0  # weight of the KL term after warm-up
   c.warmup_epochs = 1.0  # linear KL warm-up beta(t) = min(1, t / T) over T epochs
   c.free_bits = 0.0  # KL floor in nats per dimension, or per group (0 = off)

@@ -59,6 +59,25 @@ data-free constants mirror t3VAE's: ``kappa = symPareto_n(0 | 0, sigma, nu) (nu 
 1)``, ``C1 = (1 + m / (nu + n - 1)) kappa^delta1``, ``tau1 = kappa^(1 / (nu + n - 1))``, so that
 ``R1 -> KL(Laplace(mu, s) || Laplace(0, 1))`` as ``nu -> inf``; ``tests/test_gamma_power.py``
 checks the limit and the derivation against a quadrature of ``D_g`` as for t3VAE.
+
+ParetoVAE's other decoder, the Student t (``--config.likelihood=gaussian`` with the symPareto
+latent; again OUR DERIVATION), comes from the mixed power-form joint
+
+    p(x, z) = K2 [1 + S2 / nu]^(-(nu + m + n / 2)),    S2 = |z|_1 + |x - mu(z)|^2 / (2 sigma^2),
+
+whose z-marginal is again ``symPareto_m(0, 1, nu)`` and whose decoder ``p(x | z)`` is the
+multivariate t with ``2 (nu + m)`` degrees of freedom and scale^2 ``nu sigma^2 (1 + |z|_1 / nu) /
+(nu + m)``. At ``gamma = -1 / (nu + m + n / 2)`` the power is linear in ``S2``, and everything
+above carries over with ``n / 2`` in place of ``n`` on the latent side (the encoder
+``symPareto_m(mu_x, nu / (nu + n / 2) s_x, nu + n / 2)``, ``delta2 = 1 / (nu + m + n / 2 - 1)``,
+the constants), while the reconstruction is the Gaussian one, ``E_q |x - mu(z)|^2 / (2
+sigma^2)``: as ``nu -> inf`` the loss tends to minus the ELBO of a Laplace(0, 1) prior with a
+N(mu(z), sigma^2) decoder. ``kappa`` takes the mode density of this joint's x-marginal, the t
+``t_n(0, sigma^2, 2 nu)``, in place of the symPareto's.
+
+Each of the three data-free choices of ``(C, tau)`` makes the regularizer non-negative with its
+minimum 0 at ``loc = 0`` and a scale ``s* = tau^(1/2)`` (t) or ``tau`` (symPareto) that tends to 1
+as ``nu -> inf``; the tests check this.
 """
 
 from __future__ import annotations
@@ -67,22 +86,41 @@ import math
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import gammaln
 
 from pareto_vae_jax.distributions import multivariate_symmetric_pareto
 from pareto_vae_jax.distributions import multivariate_t
 
 Array = jax.Array
 
-# The latent family of each power-form model and the likelihood its loss reconstructs with.
-FAMILIES = {"multivariate_t": "gaussian", "multivariate_symmetric_pareto": "laplace"}
+# The latent family of each power-form model and the likelihoods its loss reconstructs with:
+# t3VAE's t decoder (Gaussian squared error); ParetoVAE's symPareto decoder (Laplace) or t decoder
+# (Gaussian squared error).
+FAMILIES = {
+    "multivariate_t": ("gaussian",),
+    "multivariate_symmetric_pareto": ("laplace", "gaussian"),
+}
 
 
-def gamma(nu: float, data_dim: int, latent_dim: int, family: str = "multivariate_t") -> float:
-  """``gamma = -2 / (nu + n + m)`` (t3VAE) or ``-1 / (nu + n + m)`` (symPareto): the power at
-  which the model's joint density is linear in its quadratic (l1) form."""
-  power = 2.0 if family == "multivariate_t" else 1.0
-  return -power / (nu + data_dim + latent_dim)
+def sympareto_data_dim(data_dim: float, likelihood: str = "laplace") -> float:
+  """The data's weight on the latent side of a symPareto joint: ``n`` with the symPareto decoder
+  (``laplace``), ``n / 2`` with the t decoder (``gaussian``; see the module docstring)."""
+  if likelihood not in FAMILIES["multivariate_symmetric_pareto"]:
+    raise ValueError(f"The symPareto gamma-power loss is derived for the likelihoods "
+                     f"{FAMILIES['multivariate_symmetric_pareto']}; got '{likelihood}'.")
+  return data_dim if likelihood == "laplace" else data_dim / 2
+
+
+def gamma(nu: float,
+          data_dim: int,
+          latent_dim: int,
+          family: str = "multivariate_t",
+          likelihood: str = "laplace") -> float:
+  """``gamma = -2 / (nu + n + m)`` (t3VAE), ``-1 / (nu + n + m)`` (symPareto decoder) or ``-1 /
+  (nu + n / 2 + m)`` (symPareto latent, t decoder): the power at which the model's joint density
+  is linear in its quadratic (l1) form."""
+  if family == "multivariate_t":
+    return -2.0 / (nu + data_dim + latent_dim)
+  return -1.0 / (nu + sympareto_data_dim(data_dim, likelihood) + latent_dim)
 
 
 def check_nu(nu: float, low: float = 2.0) -> None:
@@ -170,12 +208,18 @@ def regularizer(loc: Array,
 # The symmetric Pareto (ParetoVAE, our derivation: see the module docstring).
 
 
-def sympareto_encoder(loc: Array, scale: Array, nu: float,
-                      data_dim: int) -> multivariate_symmetric_pareto.MultivariateSymmetricPareto:
-  """``symPareto_m(loc, nu / (nu + n) scale, nu + n)`` from the predicted location and scale."""
+def sympareto_encoder(loc: Array,
+                      scale: Array,
+                      nu: float,
+                      data_dim: int,
+                      likelihood: str = "laplace"
+                     ) -> multivariate_symmetric_pareto.MultivariateSymmetricPareto:
+  """``symPareto_m(loc, nu / (nu + n') scale, nu + n')`` from the predicted location and scale,
+  ``n' = sympareto_data_dim(n, likelihood)``."""
   check_nu(nu, low=1.0)
+  a = nu + sympareto_data_dim(data_dim, likelihood)
   return multivariate_symmetric_pareto.MultivariateSymmetricPareto(
-      loc, scale * (nu / (nu + data_dim)), jnp.full(loc.shape[:-1], nu + data_dim, loc.dtype))
+      loc, scale * (nu / a), jnp.full(loc.shape[:-1], a, loc.dtype))
 
 
 def sympareto_abs_mean(loc: Array, scale: Array, df: float) -> Array:
@@ -184,46 +228,69 @@ def sympareto_abs_mean(loc: Array, scale: Array, df: float) -> Array:
   return a + scale * df / (df - 1) * jnp.exp(-(df - 1) * jnp.log1p(a / (scale * df)))
 
 
-def log_sympareto_joint_power_integral(nu: float, data_dim: int, latent_dim: int,
-                                       sigma: float) -> float:
-  """``log J1``, ``J1 = int (1 + S1 / nu)^(-(nu + n + m - 1)) d(x, z)``."""
-  d = data_dim + latent_dim
-  return (data_dim * math.log(sigma) + d * math.log(2 * nu) + math.lgamma(nu - 1) -
-          math.lgamma(nu + d - 1))
+def log_sympareto_joint_power_integral(nu: float,
+                                       data_dim: int,
+                                       latent_dim: int,
+                                       sigma: float,
+                                       likelihood: str = "laplace") -> float:
+  """``log J``, ``J = int (1 + S / nu)^(-(nu + n' + m - 1)) d(x, z)`` with ``S = S1`` (laplace) or
+  ``S2`` (gaussian)."""
+  n, m = data_dim, latent_dim
+  if likelihood == "laplace":
+    d = n + m
+    return n * math.log(sigma) + d * math.log(2 * nu) + math.lgamma(nu - 1) - math.lgamma(nu + d -
+                                                                                          1)
+  return (n / 2 * math.log(2 * math.pi * nu) + n * math.log(sigma) + m * math.log(2 * nu) +
+          math.lgamma(nu - 1) - math.lgamma(nu + m + sympareto_data_dim(n, likelihood) - 1))
 
 
-def log_sympareto_encoder_power_integral(nu: float, data_dim: int, latent_dim: int) -> float:
-  """``log G1``: ``int q(z | x)^(1 + gamma) dz = G1 prod_i b_i^(-gamma)`` (b the encoder's scale)."""
-  m, a = latent_dim, nu + data_dim
-  g = gamma(nu, data_dim, m, "multivariate_symmetric_pareto")
+def log_sympareto_encoder_power_integral(nu: float,
+                                         data_dim: int,
+                                         latent_dim: int,
+                                         likelihood: str = "laplace") -> float:
+  """``log G``: ``int q(z | x)^(1 + gamma) dz = G prod_i b_i^(-gamma)`` (b the encoder's scale)."""
+  m, a = latent_dim, nu + sympareto_data_dim(data_dim, likelihood)
+  g = gamma(nu, data_dim, m, "multivariate_symmetric_pareto", likelihood)
   log_kq = math.lgamma(a + m) - math.lgamma(a) - m * math.log(2 * a)
   return (1 + g) * log_kq + m * math.log(2 * a) + math.lgamma(a - 1) - math.lgamma(a + m - 1)
 
 
-def sympareto_entropy_coefficient(nu: float, data_dim: int, latent_dim: int, sigma: float,
-                                  log_data_power: float) -> float:
-  """The exact ``C1`` when ``log int p_data^(1 + gamma) = log_data_power`` (encoder scale not
+def sympareto_entropy_coefficient(nu: float,
+                                  data_dim: int,
+                                  latent_dim: int,
+                                  sigma: float,
+                                  log_data_power: float,
+                                  likelihood: str = "laplace") -> float:
+  """The exact ``C`` when ``log int p_data^(1 + gamma) = log_data_power`` (encoder scale not
   depending on ``x``)."""
   n, m = data_dim, latent_dim
-  g = gamma(nu, n, m, "multivariate_symmetric_pareto")
-  delta = 1.0 / (nu + n + m - 1)
-  log_c = (g * log_sympareto_joint_power_integral(nu, n, m, sigma) + log_data_power +
-           log_sympareto_encoder_power_integral(nu, n, m)) / (1 + g) + m * delta * math.log(
-               nu / (nu + n))
+  g = gamma(nu, n, m, "multivariate_symmetric_pareto", likelihood)
+  n_eff = sympareto_data_dim(n, likelihood)
+  delta = 1.0 / (nu + n_eff + m - 1)
+  log_c = (g * log_sympareto_joint_power_integral(nu, n, m, sigma, likelihood) + log_data_power +
+           log_sympareto_encoder_power_integral(nu, n, m, likelihood)) / (
+               1 + g) + m * delta * math.log(nu / (nu + n_eff))
   return math.exp(log_c)
 
 
 def sympareto_constants(nu: float,
                         data_dim: int,
                         latent_dim: int,
-                        sigma: float = 1.0) -> tuple[float, float]:
-  """``(C1, tau1)`` chosen without the data, as t3VAE chooses its (module docstring)."""
+                        sigma: float = 1.0,
+                        likelihood: str = "laplace") -> tuple[float, float]:
+  """``(C, tau)`` chosen without the data, as t3VAE chooses its (module docstring)."""
   check_nu(nu, low=1.0)
   n, m = data_dim, latent_dim
-  log_kappa = (math.lgamma(nu + n) - math.lgamma(nu) - n * math.log(2 * nu * sigma) +
-               math.log(nu - 1) - math.log(nu + n - 1))
-  delta = 1.0 / (nu + n + m - 1)
-  return (1 + m / (nu + n - 1)) * math.exp(delta * log_kappa), math.exp(log_kappa / (nu + n - 1))
+  n_eff = sympareto_data_dim(n, likelihood)
+  if likelihood == "laplace":  # symPareto_n(0 | 0, sigma, nu)
+    log_mode = math.lgamma(nu + n) - math.lgamma(nu) - n * math.log(2 * nu * sigma)
+  else:  # t_n(0 | 0, sigma^2, 2 nu)
+    log_mode = (math.lgamma(nu + n / 2) - math.lgamma(nu) - n / 2 * math.log(2 * math.pi * nu) -
+                n * math.log(sigma))
+  log_kappa = log_mode + math.log(nu - 1) - math.log(nu + n_eff - 1)
+  delta = 1.0 / (nu + n_eff + m - 1)
+  return ((1 + m / (nu + n_eff - 1)) * math.exp(delta * log_kappa),
+          math.exp(log_kappa / (nu + n_eff - 1)))
 
 
 def sympareto_regularizer(loc: Array,
@@ -231,30 +298,45 @@ def sympareto_regularizer(loc: Array,
                           nu: float,
                           data_dim: int,
                           sigma: float = 1.0,
-                          constants: tuple[float, float] | None = None) -> Array:
-  """``R1 = sum_i E|z_i| - nu C1 prod_i scale_i^delta1 + nu tau1`` per example, ``[...]``.
+                          constants: tuple[float, float] | None = None,
+                          likelihood: str = "laplace") -> Array:
+  """``R = sum_i E|z_i| - nu C prod_i scale_i^delta + nu tau`` per example, ``[...]``.
 
-  ``R1 -> KL(Laplace(loc, scale) || Laplace(0, 1))`` as ``nu -> inf`` (module docstring).
+  ``R -> KL(Laplace(loc, scale) || Laplace(0, 1))`` as ``nu -> inf`` (module docstring), for
+  either decoder (``likelihood`` ``laplace`` or ``gaussian``).
   """
   m = loc.shape[-1]
-  c, tau = (constants if constants is not None else sympareto_constants(nu, data_dim, m, sigma))
-  delta = 1.0 / (nu + data_dim + m - 1)
-  b, df = scale * (nu / (nu + data_dim)), nu + data_dim
+  c, tau = (constants if constants is not None else sympareto_constants(
+      nu, data_dim, m, sigma, likelihood))
+  n_eff = sympareto_data_dim(data_dim, likelihood)
+  delta = 1.0 / (nu + n_eff + m - 1)
+  b, df = scale * (nu / (nu + n_eff)), nu + n_eff
   first = jnp.sum(sympareto_abs_mean(loc, b, df), -1)
   spread = jnp.exp(delta * jnp.sum(jnp.log(scale), -1))
   return first - nu * c * spread + nu * tau
 
 
-def posterior(family: str, loc: Array, scale: Array, nu: float, data_dim: int):
-  """The power-form model's encoder from the predicted ``loc`` and ``scale``."""
+def posterior(family: str,
+              loc: Array,
+              scale: Array,
+              nu: float,
+              data_dim: int,
+              likelihood: str = "laplace"):
+  """The power-form model's encoder from the predicted ``loc`` and ``scale`` (``likelihood``
+  picks the symPareto model's decoder; t3VAE has one)."""
   if family == "multivariate_t":
     return encoder(loc, scale, nu, data_dim)
-  return sympareto_encoder(loc, scale, nu, data_dim)
+  return sympareto_encoder(loc, scale, nu, data_dim, likelihood)
 
 
-def loss_regularizer(family: str, loc: Array, scale: Array, nu: float, data_dim: int,
-                     sigma: float) -> Array:
+def loss_regularizer(family: str,
+                     loc: Array,
+                     scale: Array,
+                     nu: float,
+                     data_dim: int,
+                     sigma: float,
+                     likelihood: str = "laplace") -> Array:
   """The regularizer in the KL's place: ``regularizer`` (t) or ``sympareto_regularizer``."""
   if family == "multivariate_t":
     return regularizer(loc, scale, nu, data_dim, sigma)
-  return sympareto_regularizer(loc, scale, nu, data_dim, sigma)
+  return sympareto_regularizer(loc, scale, nu, data_dim, sigma, likelihood=likelihood)

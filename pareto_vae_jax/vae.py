@@ -587,7 +587,7 @@ def _encoded(spec: VAESpec, params, x: Array, y: Array | None, key: Array, index
   q = encode(spec, params, encoder_input(spec, x, key, index), y)
   if spec.objective == "gamma_power":
     return q, gamma_power.posterior(spec.latent, q.loc, q.scale, spec.latent_df,
-                                    math.prod(spec.input_shape))
+                                    math.prod(spec.input_shape), spec.likelihood)
   return q, q
 
 
@@ -611,7 +611,8 @@ def terms(spec: VAESpec, params, batch: Batch, key: Array) -> dict[str, Array]:
   out = decode(spec, params, decoder_input(r, in_log, spec.decode_log), y, target=x)
   if spec.objective == "gamma_power":  # the regularizer takes the encoder's own loc and scale
     reg = gamma_power.loss_regularizer(spec.latent, encoded.loc, encoded.scale, spec.latent_df,
-                                       math.prod(spec.input_shape), spec.gaussian_scale)
+                                       math.prod(spec.input_shape), spec.gaussian_scale,
+                                       spec.likelihood)
     kl_dim = jnp.broadcast_to(reg[:, None] / spec.latent_dim, r.shape)
   else:
     kl_dim = kl_terms(q, p, r, in_log, log_q)

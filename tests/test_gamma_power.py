@@ -198,6 +198,8 @@ def test_a_multivariate_t_latent_has_its_own_t_prior_with_the_configured_df():
     (["--latent=multivariate_t", "--config.likelihood=bernoulli"], "likelihood=gaussian"),
     (["--latent=multivariate_t", "--config.likelihood=gaussian", "--config.latent_df=2.0"
      ], "latent_df above 2"),
+    (["--latent=multivariate_symmetric_pareto", "--config.likelihood=student_t"
+     ], "likelihood=laplace or gaussian"),
 ])
 def test_gamma_power_refuses_a_model_it_was_not_derived_for(tmp_path, flags, message):
   import subprocess
@@ -215,7 +217,8 @@ def test_gamma_power_refuses_a_model_it_was_not_derived_for(tmp_path, flags, mes
 
 
 @pytest.mark.parametrize("latent, likelihood", [("multivariate_t", "gaussian"),
-                                                ("multivariate_symmetric_pareto", "laplace")])
+                                                ("multivariate_symmetric_pareto", "laplace"),
+                                                ("multivariate_symmetric_pareto", "gaussian")])
 def test_gamma_power_trains_from_the_python_api_and_lowers_its_loss(tmp_path, monkeypatch, latent,
                                                                     likelihood):
   import tiny
@@ -246,13 +249,20 @@ def _laplace_kl(loc, scale):
   return np.sum(np.abs(loc) + scale * np.exp(-np.abs(loc) / scale) - np.log(scale) - 1, -1)
 
 
-def test_the_sympareto_regularizer_tends_to_the_laplace_kl_as_nu_grows(x64):
+@pytest.mark.parametrize("likelihood", ["laplace", "gaussian"])
+def test_the_sympareto_regularizer_tends_to_the_laplace_kl_as_nu_grows(x64, likelihood):
   loc = np.array([[0.3, -1.2], [2.0, 0.1]])
   scale = np.array([[0.5, 1.3], [0.2, 0.9]])
   kl = _laplace_kl(loc, scale)
   errors = []
   for nu in (1e2, 1e3, 1e4, 1e5):
-    r = np.asarray(gp.sympareto_regularizer(jnp.asarray(loc), jnp.asarray(scale), nu, 3, 0.8))
+    r = np.asarray(
+        gp.sympareto_regularizer(jnp.asarray(loc),
+                                 jnp.asarray(scale),
+                                 nu,
+                                 3,
+                                 0.8,
+                                 likelihood=likelihood))
     errors.append(np.max(np.abs(r - kl)))
   assert errors[-1] < 1e-3 * max(1.0, np.max(kl))
   for before, after in zip(errors, errors[1:]):
@@ -323,3 +333,112 @@ def test_the_sympareto_loss_is_the_gamma_power_divergence_up_to_scale_and_a_cons
     assert d > 0
     offsets.append(d / a_const - loss)
   assert max(offsets) - min(offsets) < 1e-5 * max(abs(o) for o in offsets) + 1e-6
+
+
+# ------------------------------------------------------------------------------------------------
+# ParetoVAE's t decoder: the mixed joint [1 + (|z|_1 + |x - mu|^2 / (2 sigma^2)) / nu]^-(nu+m+n/2).
+
+
+def _mixed_log_k(nu, n, m, sigma):
+  return (math.lgamma(nu + m + n / 2) - math.lgamma(nu) - m * math.log(2 * nu) -
+          n / 2 * math.log(2 * math.pi * nu) - n * math.log(sigma))
+
+
+def test_the_mixed_joint_has_the_sympareto_prior_and_a_t_decoder():
+  """1-D data and latent: the z-marginal of the t decoder's joint is symPareto(0, 1, nu) and
+  p(x | z) is scipy's t with 2 (nu + m) degrees of freedom and scale^2 nu sigma^2 (1 + |z| / nu)
+  / (nu + m), as the module docstring states."""
+  nu, sigma, mean = 3.5, 0.6, lambda z: 0.8 * z - 0.3
+  k = nu + 1 + 0.5
+  joint = lambda x, z: math.exp(_mixed_log_k(nu, 1, 1, sigma)) * (1 + (abs(z) + (x - mean(z))**2 /
+                                                                       (2 * sigma**2)) / nu)**(-k)
+  for z in (0.0, 0.7, -3.0):
+    marginal = integrate.quad(lambda x: joint(x, z), -np.inf, np.inf, epsabs=1e-13)[0]
+    prior = (nu / (2 * nu)) * (1 + abs(z) / nu)**(-(nu + 1))  # symPareto_1(0, 1, nu)
+    assert marginal == pytest.approx(prior, rel=1e-8)
+    scale = math.sqrt(nu * sigma**2 * (1 + abs(z) / nu) / (nu + 1))
+    for x in (-1.0, 0.2, 4.0):
+      want = stats.t.pdf(x, 2 * (nu + 1), loc=mean(z), scale=scale)
+      assert joint(x, z) / marginal == pytest.approx(want, rel=1e-8)
+
+
+def test_the_t_decoder_sympareto_loss_is_the_gamma_power_divergence_up_to_a_constant(x64):
+  """As the symPareto test, with the mixed joint, its encoder symPareto(mu_x, nu / (nu + 1/2) s,
+  nu + 1/2) and the Gaussian reconstruction: D_g / A - E[loss] is one constant."""
+  nu, n, m, sigma = 3.0, 1, 1, 0.7
+  family, likelihood = "multivariate_symmetric_pareto", "gaussian"
+  g = gp.gamma(nu, n, m, family, likelihood)
+  assert g == pytest.approx(-1 / (nu + m + n / 2))
+  mu_x, sd_x = 0.3, 0.8
+  p_data = lambda x: stats.norm.pdf(x, mu_x, sd_x)
+  log_k = _mixed_log_k(nu, n, m, sigma)
+  log_data_power = -g / 2 * math.log(2 * math.pi * sd_x**2) - 0.5 * math.log(1 + g)
+  c_exact = gp.sympareto_entropy_coefficient(nu, n, m, sigma, log_data_power, likelihood)
+  log_j = gp.log_sympareto_joint_power_integral(nu, n, m, sigma, likelihood)
+  a_const = -1 / g / nu * math.exp(-g / (1 + g) * log_j)
+  lo, hi = mu_x - 12 * sd_x, mu_x + 12 * sd_x
+  df = nu + n / 2
+
+  def divergence_and_loss(a, b, s, c, e):
+    q = gp.sympareto_encoder(jnp.array([0.0]), jnp.array([s]), nu, n, likelihood)
+    width = float(q.scale[0])
+    assert float(q.df) == df and width == pytest.approx(s * nu / df)
+    q_z = lambda z, x: 0.5 / width * (1 + abs(z - a * x - b) / (width * df))**(-(df + 1))
+    p = lambda z, x: math.exp(log_k) * (1 + (abs(z) + (x - c * z - e)**2 /
+                                             (2 * sigma**2)) / nu)**(-(nu + m + n / 2))
+    kinks = lambda x: [0.0, a * x + b, (x - e) / c]  # |z|, |z - mu_x| and the ridge of p
+    inner = lambda f, x: _piecewise_quad(lambda z: f(z, x), kinks(x))
+    outer = lambda f: integrate.quad(
+        lambda x: inner(f, x), lo, hi, epsabs=1e-12, epsrel=1e-10, limit=200)[0]
+    i_qp = outer(lambda z, x: p_data(x) * q_z(z, x) * p(z, x)**g)
+    # x innermost, centred on the ridge x = c z + e, so that quad sees its peak.
+    ridge = lambda z: integrate.quad(
+        lambda u: p(z, c * z + e + u)**(1 + g), -np.inf, np.inf, epsabs=1e-14, epsrel=1e-12)[0]
+    i_pp = _piecewise_quad(ridge, [0.0])
+    i_qq = outer(lambda z, x: (p_data(x) * q_z(z, x))**(1 + g))
+    assert i_pp == pytest.approx(math.exp((1 + g) * log_k + log_j), rel=1e-5)
+    d = -(1 / g) * i_qp / i_pp**(g / (1 + g)) + (1 / g) * i_qq**(1 / (1 + g))
+
+    recon = lambda x: inner(lambda z, x: q_z(z, x) * (x - c * z - e)**2 / (2 * sigma**2), x)
+    reg = lambda x: float(
+        gp.sympareto_regularizer(jnp.array([a * x + b]),
+                                 jnp.array([s]),
+                                 nu,
+                                 n,
+                                 sigma, (c_exact, 0.0),
+                                 likelihood=likelihood))
+    loss = integrate.quad(lambda x: p_data(x) * (recon(x) + reg(x)), lo, hi, epsabs=1e-12)[0]
+    return d, loss
+
+  offsets = []
+  for params in [(0.5, 0.1, 0.6, 1.2, -0.2), (-0.3, 0.8, 1.4, 0.4, 0.5)]:
+    d, loss = divergence_and_loss(*params)
+    assert d > 0
+    offsets.append(d / a_const - loss)
+  assert max(offsets) - min(offsets) < 1e-5 * max(abs(o) for o in offsets) + 1e-6
+
+
+@pytest.mark.parametrize("family, likelihood", [("multivariate_t", "gaussian"),
+                                                ("multivariate_symmetric_pareto", "laplace"),
+                                                ("multivariate_symmetric_pareto", "gaussian")])
+def test_the_data_free_constants_make_the_regularizer_vanish_at_its_minimum(
+    x64, family, likelihood):
+  """t3VAE's choice of (C, tau), and ours after it: R >= 0, 0 at loc = 0 and the scale s*, which
+  tends to 1 as nu grows (a numerical minimization over a grid, not the closed form)."""
+  n, m, sigma = 20, 3, 0.5
+  stars = []
+  for nu in (4.0, 40.0, 4000.0):
+    grid = jnp.exp(jnp.linspace(-3.0, 3.0, 6001))
+    scale = jnp.broadcast_to(grid[:, None], (grid.size, m))
+    r = gp.loss_regularizer(family, jnp.zeros_like(scale), scale, nu, n, sigma, likelihood)
+    best = int(jnp.argmin(r))
+    assert abs(float(r[best])) < 1e-6 and float(jnp.min(r)) > -1e-6
+    stars.append(float(grid[best]))
+    _, tau = (gp.t3vae_constants(nu, n, m, sigma) if family == "multivariate_t" else
+              gp.sympareto_constants(nu, n, m, sigma, likelihood))
+    s_star = math.sqrt(tau) if family == "multivariate_t" else tau
+    assert stars[-1] == pytest.approx(s_star, rel=2e-3)
+    moved = gp.loss_regularizer(family, jnp.full((1, m), 0.3), jnp.full((1, m), s_star), nu, n,
+                                sigma, likelihood)
+    assert float(moved[0]) > 0
+  assert abs(stars[-1] - 1) < abs(stars[0] - 1) and abs(stars[-1] - 1) < 0.01
