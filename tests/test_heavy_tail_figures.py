@@ -1,23 +1,17 @@
 """Tests of experiments/heavy_tail_figures.py: the per-class averaging of posterior parameters
 (figures 26 and 27) and the metrics.jsonl reader (figure 12)."""
 
-import importlib.util
 import json
-import os
 
 import numpy as np
 import pytest
 
-_PATH = os.path.join(os.path.dirname(__file__), os.pardir, "experiments", "heavy_tail_figures.py")
+import tiny
 
 
 @pytest.fixture(scope="module")
 def htf():
-  """The script as a module (experiments/ is no package)."""
-  spec = importlib.util.spec_from_file_location("heavy_tail_figures", _PATH)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return tiny.experiment("heavy_tail_figures")
 
 
 def test_class_average_matches_a_loop(htf):

@@ -1,6 +1,5 @@
 """experiments/heavy_tail_tables.py: the heavy-tail study's tables from run directories."""
 
-import importlib.util
 import json
 import math
 import os
@@ -8,15 +7,12 @@ import os
 import numpy as np
 import pytest
 
-_PATH = os.path.join(os.path.dirname(__file__), "..", "experiments", "heavy_tail_tables.py")
+import tiny
 
 
 @pytest.fixture(scope="module")
 def tables():
-  spec = importlib.util.spec_from_file_location("heavy_tail_tables", _PATH)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return tiny.experiment("heavy_tail_tables")
 
 
 def _run(root, group, name, recon, stderr, finished=True):

@@ -1,25 +1,18 @@
 """experiments/heavy_tailed_reconstruction.py: its metrics against independent references (no
 training)."""
 
-import importlib.util
 import math
-import os
 
 import numpy as np
 import pytest
 from scipy import stats
 
-_PATH = os.path.join(os.path.dirname(__file__), os.pardir, "experiments",
-                     "heavy_tailed_reconstruction.py")
+import tiny
 
 
 @pytest.fixture(scope="module")
 def htr():
-  """The script as a module (experiments/ is no package)."""
-  spec = importlib.util.spec_from_file_location("heavy_tailed_reconstruction", _PATH)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return tiny.experiment("heavy_tailed_reconstruction")
 
 
 def _ratio_se(p: float, *sizes: int) -> float:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
+import os
 
 import numpy as np
 
@@ -48,9 +50,13 @@ def cli_flags(**overrides) -> list[str]:
 
 def subset(ds: data_lib.Dataset, num_train: int, num_test: int) -> data_lib.Dataset:
   """The first examples of each split of ``ds``."""
-  return dataclasses.replace(ds, train_x=ds.train_x[:num_train], train_y=ds.train_y[:num_train],
-                             test_x=ds.test_x[:num_test], test_y=ds.test_y[:num_test],
-                             factors_train=None, factors_test=None)
+  return dataclasses.replace(ds,
+                             train_x=ds.train_x[:num_train],
+                             train_y=ds.train_y[:num_train],
+                             test_x=ds.test_x[:num_test],
+                             test_y=ds.test_y[:num_test],
+                             factors_train=None,
+                             factors_test=None)
 
 
 # Bound at import, before any test patches data_lib.load_dataset (patch_dataset): a dataset
@@ -76,3 +82,12 @@ def patch_dataset(monkeypatch, ds: data_lib.Dataset) -> None:
 def mnist_like(num: int, *, seed: int = 0) -> np.ndarray:
   """Random images of MNIST's shape with pixels in [0, 1]."""
   return np.random.default_rng(seed).random((num, 28, 28, 1), dtype=np.float32)
+
+
+def experiment(name: str):
+  """``experiments/<name>.py`` loaded as a module (experiments/ is no package)."""
+  path = os.path.join(os.path.dirname(__file__), os.pardir, "experiments", f"{name}.py")
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
