@@ -46,9 +46,8 @@ MODEL_KEYS = vae.MODEL_KEYS
 
 # What TensorBoard's HParams tab lines runs up by: the fields that define the model, and those
 # of its training.
-HPARAM_KEYS = MODEL_KEYS + ("binarize", "noise_scale", "gaussian_scale", "head_init_scale",
-                            "weight_init", "dtype", "beta", "warmup_epochs", "free_bits",
-                            "batch_size", "num_epochs", "learning_rate", "grad_clip",
+HPARAM_KEYS = MODEL_KEYS + ("head_init_scale", "weight_init", "dtype", "beta", "warmup_epochs",
+                            "free_bits", "batch_size", "num_epochs", "learning_rate", "grad_clip",
                             "iwae_samples")
 
 

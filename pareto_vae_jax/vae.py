@@ -50,10 +50,15 @@ NOISES = ("none", "normal", "lognormal", "uniform", "inverse_gaussian")
 # The config fields that define the model (``VAESpec.from_config``) and its draws (the seed):
 # a checkpoint saved under other values cannot be resumed (``checkpoint``), and they head
 # TensorBoard's HParams.
+# The config fields that define the model and what it is trained to fit: a checkpoint is only
+# resumed under the same values (``train.fit`` refuses by name otherwise). The training
+# procedure (epochs, learning rate, beta, warm-up, batch size) may change between resumes.
 MODEL_KEYS = ("dataset", "latent", "conditional", "prior", "latent_dim", "architecture", "hidden",
-              "upsampling", "decoder_input", "pareto_alpha0", "pareto_scale", "likelihood", "noise",
-              "noise_channels", "pareto_posterior_scale", "prior_components", "flow_layers",
-              "iaf_steps", "iaf_hidden", "iaf_context", "sequence_feature", "seed")
+              "activation", "upsampling", "decoder_input", "pareto_alpha0", "pareto_scale",
+              "latent_df", "objective", "likelihood", "gaussian_scale", "decoder_df", "binarize",
+              "noise", "noise_scale", "noise_channels", "pareto_posterior_scale",
+              "prior_components", "flow_layers", "iaf_steps", "iaf_hidden", "iaf_context",
+              "sequence_feature", "seed")
 
 
 def _pairs(mapping) -> tuple[tuple[str, Any], ...]:

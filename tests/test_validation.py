@@ -252,3 +252,22 @@ def test_resuming_with_weight_decay_switched_on_is_refused_by_name(tmp_path, mon
                      r"clip, weight decay \(config.weight_decay > 0\), Adam'"):
     train.train_and_evaluate(tiny.config(num_epochs=2, weight_decay=1e-4), str(workdir))
   assert _files(workdir) == before
+
+
+@pytest.mark.parametrize("field, before, after", [("noise_scale", 0.2, 1.0),
+                                                  ("objective", "elbo", "gamma_power"),
+                                                  ("gaussian_scale", 1.0, 0.1)])
+def test_resuming_with_another_objective_is_refused_by_name(tmp_path, monkeypatch, field, before,
+                                                            after):
+  """The fields that change what the model is trained to fit (not only its shapes) are part of
+  the checkpoint's model: a resume under another value is refused, naming the field, and the
+  workdir is left as it was."""
+  tiny.patch_dataset(monkeypatch, _small())
+  workdir = tmp_path / "run"
+  common = dict(latent="multivariate_t", conditional=False, likelihood="gaussian", noise="normal")
+  train.train_and_evaluate(tiny.config(num_epochs=1, **common, **{field: before}), str(workdir))
+  before_files = _files(workdir)
+  with pytest.raises(checkpoint.IncompatibleCheckpointError,
+                     match=f"config.{field}: saved {before!r} vs requested {after!r}"):
+    train.train_and_evaluate(tiny.config(num_epochs=2, **common, **{field: after}), str(workdir))
+  assert _files(workdir) == before_files
