@@ -107,6 +107,8 @@ if wanted report_conv; then  # the report's own conv net (tables 1-2), 30 epochs
     done
   done
   summarize report_conv "$IWAE" true
+  run "$PY" experiments/seed_table.py --root="$ROOT/report_conv" --out="$ROOT/report_conv/seeds.md" \
+    --pairs=gaussian-cvae-transpose:pareto-cvae-transpose,gaussian-vae-transpose:gaussian-cvae-transpose,gaussian-vae-transpose:gaussian-vae-transpose-nowarmup,gaussian-vae-transpose:gaussian-vae-subpixel,gaussian-cvae-transpose:gaussian-cvae-subpixel
 fi
 
 if wanted heavy_tail; then  # the heavy-tail study on MNIST: table 4, row MNIST, 3 seeds
