@@ -238,8 +238,8 @@ def log_sympareto_joint_power_integral(nu: float,
   n, m = data_dim, latent_dim
   if likelihood == "laplace":
     d = n + m
-    return n * math.log(sigma) + d * math.log(2 * nu) + math.lgamma(nu - 1) - math.lgamma(nu + d -
-                                                                                          1)
+    log_gamma_ratio = math.lgamma(nu - 1) - math.lgamma(nu + d - 1)
+    return n * math.log(sigma) + d * math.log(2 * nu) + log_gamma_ratio
   return (n / 2 * math.log(2 * math.pi * nu) + n * math.log(sigma) + m * math.log(2 * nu) +
           math.lgamma(nu - 1) - math.lgamma(nu + m + sympareto_data_dim(n, likelihood) - 1))
 
