@@ -24,7 +24,6 @@ from pareto_vae_jax import vae
 
 import tiny
 
-
 # A larger batch keeps the steps few (39 per epoch); two even eval batches compile once. The
 # decoder sees log z: on these raw inputs (up to ~37) an untrained encoder's LogNormal
 # z = exp(mu + sigma eps) can overflow float32 at the first step.
@@ -33,13 +32,19 @@ STEPS_PER_EPOCH = 10_000 // 256
 
 
 def _run_main(*args: str, cwd) -> subprocess.CompletedProcess:
-  return subprocess.run([sys.executable, "-m", "pareto_vae_jax.main", *args], cwd=cwd,
-                        capture_output=True, text=True, timeout=300)
+  return subprocess.run([sys.executable, "-m", "pareto_vae_jax.main", *args],
+                        cwd=cwd,
+                        capture_output=True,
+                        text=True,
+                        timeout=300)
 
 
 def _tiny_main(workdir, *args: str, **overrides) -> subprocess.CompletedProcess:
-  proc = _run_main("--dataset=synthetic_lognormal", f"--workdir={workdir}", *args,
-                   *tiny.cli_flags(**overrides), cwd=os.path.dirname(workdir))
+  proc = _run_main("--dataset=synthetic_lognormal",
+                   f"--workdir={workdir}",
+                   *args,
+                   *tiny.cli_flags(**overrides),
+                   cwd=os.path.dirname(workdir))
   assert proc.returncode == 0, proc.stderr[-5000:]
   return proc
 
@@ -49,8 +54,22 @@ def _read_jsonl(path) -> list[dict]:
     return [json.loads(line) for line in f]
 
 
-@pytest.mark.parametrize("conditional", [False, True], ids=["vae", "cvae"])
-@pytest.mark.parametrize("latent", distributions.latent_names())
+# The label enters every model the same way (one-hot, concatenated to the encoder's and the
+# decoder's inputs, models.py); a family's own code (heads, sampler, KL) runs the same with or
+# without it, and the VAE row covers it. CI runs the CVAE of the Gaussian, of the Pareto (the
+# learned conditional prior, the guide's model), of one joint family and of the IAF (its
+# context); the other ten CVAE rows are marked slow (``pytest -m slow`` runs them).
+_CVAE_IN_CI = ("gaussian", "pareto", "multivariate_t", "iaf")
+
+
+def _cases():
+  for latent in distributions.latent_names():
+    yield pytest.param(latent, False, id=f"{latent}-vae")
+    marks = () if latent in _CVAE_IN_CI else (pytest.mark.slow,)
+    yield pytest.param(latent, True, id=f"{latent}-cvae", marks=marks)
+
+
+@pytest.mark.parametrize("latent, conditional", list(_cases()))
 def test_main_trains_evaluates_and_writes_every_output(tmp_path, latent, conditional):
   workdir = tmp_path / "run"
   proc = _tiny_main(workdir, f"--latent={latent}", *(["--conditional"] if conditional else []),
@@ -134,8 +153,12 @@ def test_bernoulli_likelihood_refuses_inputs_outside_the_unit_interval(tmp_path,
 
 def test_mnist_conv_run_writes_reconstruction_and_sample_grids(tmp_path, monkeypatch):
   tiny.patch_dataset(monkeypatch, tiny.small_dataset("mnist", 128, 64))
-  config = tiny.config(dataset="mnist", likelihood="bernoulli", architecture="conv",
-                       conditional=True, num_epochs=1, binarize=True)
+  config = tiny.config(dataset="mnist",
+                       likelihood="bernoulli",
+                       architecture="conv",
+                       conditional=True,
+                       num_epochs=1,
+                       binarize=True)
   results = train.train_and_evaluate(config, str(tmp_path))
 
   assert results["finished"] and np.isfinite(results["iwae"])
@@ -186,15 +209,22 @@ def test_denoising_noise_has_the_documented_law(kind):
   spec = vae.VAESpec.from_config(config, input_shape=(2, 2, 1), num_classes=0)
   noisy = np.asarray(vae.encoder_input(spec, x, jax.random.key(0), np.arange(4000)))
   unit = (noisy / 0.5).ravel()
-  reference = {"normal": scipy.stats.norm(), "lognormal": scipy.stats.lognorm(0.5),
-               "uniform": scipy.stats.uniform(), "inverse_gaussian": scipy.stats.invgauss(1.0)}
+  reference = {
+      "normal": scipy.stats.norm(),
+      "lognormal": scipy.stats.lognorm(0.5),
+      "uniform": scipy.stats.uniform(),
+      "inverse_gaussian": scipy.stats.invgauss(1.0)
+  }
   assert scipy.stats.kstest(unit, reference[kind].cdf).pvalue > 1e-3
 
 
 def test_stacked_noise_channels_keep_the_image_and_train(tmp_path, monkeypatch):
   ds = tiny.small_dataset("mnist", 128, 64)
   tiny.patch_dataset(monkeypatch, ds)
-  config = tiny.config(dataset="mnist", likelihood="sse", noise="normal", noise_channels=3,
+  config = tiny.config(dataset="mnist",
+                       likelihood="sse",
+                       noise="normal",
+                       noise_channels=3,
                        num_epochs=1)
   x = np.asarray(ds.test_x[:8])
   spec = vae.VAESpec.from_config(config, ds)
@@ -216,8 +246,12 @@ def test_learned_pareto_scale_stays_above_the_prior_scale_and_trains(tmp_path, m
   import pareto_vae_jax as pvj
   ds = tiny.small_dataset("mnist", 128, 64)
   tiny.patch_dataset(monkeypatch, ds)
-  config = tiny.config(dataset="mnist", likelihood="bernoulli", latent="pareto",
-                       pareto_posterior_scale="learned", pareto_scale=0.5, num_epochs=1)
+  config = tiny.config(dataset="mnist",
+                       likelihood="bernoulli",
+                       latent="pareto",
+                       pareto_posterior_scale="learned",
+                       pareto_scale=0.5,
+                       num_epochs=1)
   model = vae.VAESpec.from_config(config, ds)
   params = train.init_state(model, train.make_optimizer(config), config).params
   x, y = ds.test_x[:16], ds.test_y[:16]
@@ -235,13 +269,16 @@ def test_learned_pareto_scale_stays_above_the_prior_scale_and_trains(tmp_path, m
 def test_main_reruns_itself_once_with_glibc_keeping_freed_memory():
   calls = []
   command = ["python", "-m", "pareto_vae_jax.main", "--latent=pareto"]
-  main.keep_freed_memory(command, environ={"PATH": "/bin"},
-                         execve=lambda *args: calls.append(args))
-  assert calls == [("python", command, {"PATH": "/bin",
-                                        "GLIBC_TUNABLES": main.KEEP_FREED_MEMORY})]
+  main.keep_freed_memory(command, environ={"PATH": "/bin"}, execve=lambda *args: calls.append(args))
+  assert calls == [("python", command, {"PATH": "/bin", "GLIBC_TUNABLES": main.KEEP_FREED_MEMORY})]
   # Once: the re-executed process has the variable; a user's own tunables are kept.
-  for environ in ({"GLIBC_TUNABLES": main.KEEP_FREED_MEMORY}, {"GLIBC_TUNABLES": "x=1"},
-                  {"PVJ_KEEP_GLIBC_MALLOC": "1"}):
+  for environ in ({
+      "GLIBC_TUNABLES": main.KEEP_FREED_MEMORY
+  }, {
+      "GLIBC_TUNABLES": "x=1"
+  }, {
+      "PVJ_KEEP_GLIBC_MALLOC": "1"
+  }):
     main.keep_freed_memory(command, environ=environ, execve=lambda *args: calls.append(args))
   assert len(calls) == 1
 
@@ -267,7 +304,10 @@ def test_console_shows_the_runs_own_lines_and_the_config_once_and_writes_config_
 
 
 def test_verbosity_flag_brings_the_info_logs_back(tmp_path):
-  proc = _tiny_main(tmp_path / "run", "--latent=gaussian", "--verbosity=0", num_epochs=1,
+  proc = _tiny_main(tmp_path / "run",
+                    "--latent=gaussian",
+                    "--verbosity=0",
+                    num_epochs=1,
                     **CLI_SIZES)
   assert len(_ABSL_LINE.findall(proc.stdout + proc.stderr)) > 10
 
@@ -276,7 +316,9 @@ def test_a_preset_by_name_from_any_directory_and_an_unknown_one_is_refused(tmp_p
   proc = _run_main("--config=mnist_cvae_report", "--helpfull", cwd=tmp_path)
   # absl's --helpfull prints every flag and exits with status 1.
   assert "--latent: <" in proc.stdout and "Traceback" not in proc.stderr, proc.stderr[-3000:]
-  proc = _run_main("--config=mnist_cvae_report", "--workdir=x", "--config.nonexistent=1",
+  proc = _run_main("--config=mnist_cvae_report",
+                   "--workdir=x",
+                   "--config.nonexistent=1",
                    cwd=tmp_path)
   assert proc.returncode != 0 and "nonexistent" in proc.stderr
   proc = _run_main("--config=no_such_preset", cwd=tmp_path)
@@ -302,8 +344,10 @@ def test_the_finished_run_is_one_row_of_tensorboards_hparams_tab(tmp_path):
   from test_reporting import _read_events
   workdir = tmp_path / "run"
   _tiny_main(workdir, "--latent=lognormal", num_epochs=1, **CLI_SIZES)
-  values = {v.tag: v for e in _read_events(workdir / "tensorboard") if e.HasField("summary")
-            for v in e.summary.value}
+  values = {
+      v.tag: v for e in _read_events(workdir / "tensorboard") if e.HasField("summary")
+      for v in e.summary.value
+  }
   start = HParamsPluginData.FromString(
       values["_hparams_/session_start_info"].metadata.plugin_data.content).session_start_info
   assert start.hparams["latent"].string_value == "lognormal"
@@ -321,11 +365,16 @@ def test_the_finished_run_is_one_row_of_tensorboards_hparams_tab(tmp_path):
 
 def test_sigterm_saves_at_the_current_step_exits_143_and_the_next_start_resumes_there(tmp_path):
   workdir = tmp_path / "run"
-  args = [sys.executable, "-m", "pareto_vae_jax.main", "--dataset=synthetic_lognormal",
-          f"--workdir={workdir}", "--latent=gaussian"]
+  args = [
+      sys.executable, "-m", "pareto_vae_jax.main", "--dataset=synthetic_lognormal",
+      f"--workdir={workdir}", "--latent=gaussian"
+  ]
   sizes = dict(CLI_SIZES, chunks_per_epoch=10)
-  proc = subprocess.Popen(args + tiny.cli_flags(**sizes, num_epochs=500), cwd=tmp_path,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  proc = subprocess.Popen(args + tiny.cli_flags(**sizes, num_epochs=500),
+                          cwd=tmp_path,
+                          stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE,
+                          text=True)
   try:
     for line in proc.stdout:  # the first epoch ended: training is under way
       if line.startswith("epoch 1/500"):
