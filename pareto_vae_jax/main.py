@@ -107,8 +107,8 @@ _PRIOR = flags.DEFINE_enum(
     "else fixed.")
 _OBJECTIVE = flags.DEFINE_enum(
     "objective", None, list(vae.OBJECTIVES),
-    "elbo (the default), or gamma_power: the gamma-power divergence of t3VAE (--latent=multivariate_t "
-    "--config.likelihood=gaussian) or ParetoVAE (--latent=multivariate_symmetric_pareto with "
+    "elbo (the default), or gamma_power: the gamma-power divergence of t3VAE "
+    "(--latent=multivariate_t --config.likelihood=gaussian) or ParetoVAE (--latent=multivariate_symmetric_pareto with "
     "--config.likelihood=laplace, its symPareto decoder, or gaussian, its t decoder); "
     "pareto_vae_jax/gamma_power.py.")
 _DATASET = flags.DEFINE_string(

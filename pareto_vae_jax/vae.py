@@ -47,12 +47,10 @@ Batch = dict[str, Array]
 # ``noise_scale``: Normal(0, 1), LogNormal(0, 0.5), Uniform(0, 1), InverseGaussian(1, 1).
 NOISES = ("none", "normal", "lognormal", "uniform", "inverse_gaussian")
 
-# The config fields that define the model (``VAESpec.from_config``) and its draws (the seed):
-# a checkpoint saved under other values cannot be resumed (``checkpoint``), and they head
-# TensorBoard's HParams.
-# The config fields that define the model and what it is trained to fit: a checkpoint is only
-# resumed under the same values (``train.fit`` refuses by name otherwise). The training
-# procedure (epochs, learning rate, beta, warm-up, batch size) may change between resumes.
+# The config fields that define the model (``VAESpec.from_config``), what it is trained to fit
+# and its draws (the seed): a checkpoint saved under other values is not resumed (``train.fit``
+# refuses by name, ``checkpoint``), and they head TensorBoard's HParams. The training procedure
+# (epochs, learning rate, beta, warm-up, batch size) may change between resumes.
 MODEL_KEYS = ("dataset", "latent", "conditional", "prior", "latent_dim", "architecture", "hidden",
               "activation", "upsampling", "decoder_input", "pareto_alpha0", "pareto_scale",
               "latent_df", "objective", "likelihood", "gaussian_scale", "decoder_df", "binarize",
