@@ -109,8 +109,8 @@ _OBJECTIVE = flags.DEFINE_enum(
     "objective", None, list(vae.OBJECTIVES),
     "elbo (the default), or gamma_power: the gamma-power divergence of t3VAE "
     "(--latent=multivariate_t --config.likelihood=gaussian) or ParetoVAE "
-    "(--latent=multivariate_symmetric_pareto with --config.likelihood=laplace, its symPareto decoder, or gaussian, its t decoder); "
-    "pareto_vae_jax/gamma_power.py.")
+    "(--latent=multivariate_symmetric_pareto with --config.likelihood=laplace, its symPareto "
+    "decoder, or gaussian, its t decoder); pareto_vae_jax/gamma_power.py.")
 _DATASET = flags.DEFINE_string(
     "dataset", None, f"Training data: one of {', '.join(data.DATASETS)}, or "
     f"{data.NPZ_PREFIX}PATH for your own sequences (pareto_vae_jax/sequences.py).")
