@@ -306,6 +306,16 @@ def test_sympareto_absolute_mean_matches_monte_carlo():
   assert np.all(np.abs(a.mean(0) - want) < 5 * a.std(0) / math.sqrt(a.shape[0]))
 
 
+def _assert_one_offset(divergence_and_loss, a_const, param_sets, rtol=1e-5, atol=1e-6):
+  """D_g / A - E[loss] is positive-divergence and one constant over the parameter sets."""
+  offsets = []
+  for params in param_sets:
+    d, loss = divergence_and_loss(*params)
+    assert d > 0
+    offsets.append(d / a_const - loss)
+  assert max(offsets) - min(offsets) < rtol * max(abs(o) for o in offsets) + atol
+
+
 def _piecewise_quad(f, kinks):
   edges = [-np.inf, *sorted(kinks), np.inf]
   return sum(
@@ -355,12 +365,8 @@ def test_the_sympareto_loss_is_the_gamma_power_divergence_up_to_scale_and_a_cons
     loss = integrate.quad(lambda x: p_data(x) * (recon(x) + reg(x)), lo, hi, epsabs=1e-12)[0]
     return d, loss
 
-  offsets = []
-  for params in [(0.5, 0.1, 0.6, 1.2, -0.2), (-0.3, 0.8, 1.4, 0.4, 0.5)]:
-    d, loss = divergence_and_loss(*params)
-    assert d > 0
-    offsets.append(d / a_const - loss)
-  assert max(offsets) - min(offsets) < 1e-5 * max(abs(o) for o in offsets) + 1e-6
+  _assert_one_offset(divergence_and_loss, a_const, [(0.5, 0.1, 0.6, 1.2, -0.2),
+                                                    (-0.3, 0.8, 1.4, 0.4, 0.5)])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -438,12 +444,8 @@ def test_the_t_decoder_sympareto_loss_is_the_gamma_power_divergence_up_to_a_cons
     loss = integrate.quad(lambda x: p_data(x) * (recon(x) + reg(x)), lo, hi, epsabs=1e-12)[0]
     return d, loss
 
-  offsets = []
-  for params in [(0.5, 0.1, 0.6, 1.2, -0.2), (-0.3, 0.8, 1.4, 0.4, 0.5)]:
-    d, loss = divergence_and_loss(*params)
-    assert d > 0
-    offsets.append(d / a_const - loss)
-  assert max(offsets) - min(offsets) < 1e-5 * max(abs(o) for o in offsets) + 1e-6
+  _assert_one_offset(divergence_and_loss, a_const, [(0.5, 0.1, 0.6, 1.2, -0.2),
+                                                    (-0.3, 0.8, 1.4, 0.4, 0.5)])
 
 
 @pytest.mark.parametrize("family, likelihood", [("multivariate_t", "gaussian"),
