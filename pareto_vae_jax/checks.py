@@ -88,6 +88,9 @@ FIELD_RANGES: dict[str, Range] = {
     "summary_every_epochs": _SWITCH,
 }
 
+# train.learning_rate's schedules: constant, or Burda et al.'s stages of 3**i epochs.
+LR_SCHEDULES = ("constant", "burda")
+
 
 def check_fields(config) -> None:
   """Raises ``ConfigError`` (``ConfigTypeError``) naming every numeric field out of its range.
@@ -142,6 +145,10 @@ def check_config(config, ds: data_lib.Dataset, num_devices: int) -> vae.VAESpec:
     raise ConfigError(f"free_bits_groups={groups} must be at most latent_dim={spec.latent_dim} "
                       "(each group holds at least one dimension); set --config.free_bits_groups "
                       f"to 1..{spec.latent_dim}, or 0 for one group per dimension.")
+  schedule = config.get("lr_schedule", "constant")
+  if schedule not in LR_SCHEDULES:
+    raise ConfigError(f"config.lr_schedule={schedule!r} is not one of {', '.join(LR_SCHEDULES)}; "
+                      "set --config.lr_schedule=constant (the default) or burda.")
   _check_sequence_model(config, ds, spec)
   _check_objective(spec)
   if not 0 < config.batch_size <= len(ds.train_x):

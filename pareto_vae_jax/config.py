@@ -60,6 +60,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.batch_size = 128  # global batch (split over all local devices)
   c.num_epochs = 10  # passes over the 60k training digits
   c.learning_rate = 1e-3  # Adam
+  c.lr_schedule = "constant"  # constant | burda (Burda et al. 2016: stage i of 3**i epochs at
+  # learning_rate * 10**(-i/7), i = 0..7; 3280 epochs in all; depends on the epoch only)
   c.grad_clip = 100.0  # global-norm clip; rarely active, guards heavy-tailed draws
   c.weight_decay = 0.0  # L2 added to the gradient before Adam (PyTorch Adam's weight_decay)
   c.seed = 0  # initialization, data order and sampling

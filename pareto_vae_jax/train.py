@@ -47,8 +47,8 @@ MODEL_KEYS = vae.MODEL_KEYS
 # What TensorBoard's HParams tab lines runs up by: the fields that define the model, and those
 # of its training.
 HPARAM_KEYS = MODEL_KEYS + ("head_init_scale", "weight_init", "dtype", "beta", "warmup_epochs",
-                            "free_bits", "batch_size", "num_epochs", "learning_rate", "grad_clip",
-                            "iwae_samples")
+                            "free_bits", "batch_size", "num_epochs", "learning_rate", "lr_schedule",
+                            "grad_clip", "iwae_samples")
 
 
 @flax.struct.dataclass
@@ -118,21 +118,55 @@ def make_train_step(spec: vae.VAESpec,
 def optimizer_stages(config) -> str:
   """The stages of `make_optimizer`'s chain, in words (stored with each checkpoint)."""
   decay = "weight decay (config.weight_decay > 0), " if config.get("weight_decay", 0.0) else ""
-  return f"global-norm clip, {decay}Adam"
+  schedule = config.get("lr_schedule", "constant")
+  return f"global-norm clip, {decay}Adam" + ("" if schedule == "constant" else f" ({schedule} lr)")
 
 
-def make_optimizer(config) -> optax.GradientTransformation:
+# Burda et al. (2016), section 5: stage i = 0..7 trains 3**i epochs at 10**(-i / 7) times the
+# base rate; 1 + 3 + ... + 3**7 = 3280 epochs in all. After the last stage the rate stays there.
+BURDA_STAGES = 8
+
+
+def burda_stage_ends(stages: int = BURDA_STAGES) -> list[int]:
+  """The epochs after which each of Burda et al.'s stages ends: 1, 4, 13, 40, ..., 3280."""
+  return [sum(3**j for j in range(i + 1)) for i in range(stages)]
+
+
+def learning_rate(config, steps_per_epoch: int | None = None) -> optax.ScalarOrSchedule:
+  """``config.learning_rate``, constant or under ``config.lr_schedule``.
+
+  ``burda``: the rate of epoch e (0-based) is ``learning_rate * 10**(-i / 7)`` for the stage i
+  whose epochs [3**0 + ... + 3**(i-1), 3**0 + ... + 3**i) hold e, up to i = 7 (Burda et al.,
+  2016). It depends on the epoch only, not on ``num_epochs``: a run stopped at E epochs has had
+  the first E epochs of the 3280-epoch protocol, and resuming it with more epochs continues it.
+  """
+  schedule = config.get("lr_schedule", "constant")
+  if schedule == "constant":
+    return config.learning_rate
+  if schedule != "burda":
+    raise ValueError(f"config.lr_schedule={schedule!r} is not one of "
+                     f"{', '.join(checks.LR_SCHEDULES)}; "
+                     "set --config.lr_schedule=constant (the default) or burda.")
+  if not steps_per_epoch:
+    raise ValueError("lr_schedule=burda counts epochs: pass steps_per_epoch to make_optimizer.")
+  scale = 10**(-1 / 7)
+  boundaries = {steps_per_epoch * end: scale for end in burda_stage_ends()[:-1]}
+  return optax.piecewise_constant_schedule(config.learning_rate, boundaries)
+
+
+def make_optimizer(config, steps_per_epoch: int | None = None) -> optax.GradientTransformation:
   """Adam after a global-norm clip, with ``config.weight_decay`` as PyTorch's ``Adam`` applies it.
 
   A nonzero ``weight_decay`` adds ``weight_decay * params`` to the clipped gradient before Adam's
   moments (the coupled L2 penalty of ``torch.optim.Adam(weight_decay=...)``, not AdamW's
   decoupled decay). At 0 the chain has no decay stage, so runs saved before the option existed
-  resume with the same optimizer state.
+  resume with the same optimizer state. ``config.lr_schedule`` other than ``constant`` needs
+  `steps_per_epoch` (`learning_rate`).
   """
   stages = [optax.clip_by_global_norm(config.grad_clip)]
   if config.get("weight_decay", 0.0):
     stages.append(optax.add_decayed_weights(config.weight_decay))
-  return optax.chain(*stages, optax.adam(config.learning_rate))
+  return optax.chain(*stages, optax.adam(learning_rate(config, steps_per_epoch)))
 
 
 def init_state(spec: vae.VAESpec, tx, config) -> TrainState:
@@ -242,8 +276,8 @@ def fit(config: ml_collections.ConfigDict, workdir: str):
   spec = checks.check_config(config, ds, mesh.size)
   os.makedirs(workdir, exist_ok=True)  # once the data and the config are known to be usable
   multihost.say(vae.describe_kl(spec))
-  tx = make_optimizer(config)
   steps_per_epoch = len(ds.train_x) // config.batch_size
+  tx = make_optimizer(config, steps_per_epoch)
   total_steps = steps_per_epoch * config.num_epochs
   state = init_state(spec, tx, config)
   if jax.process_count() > 1:  # restore into (and train from) arrays that span all processes

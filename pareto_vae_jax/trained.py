@@ -180,7 +180,7 @@ def load(workdir: str) -> TrainedVAE:
   _, meta = found
   config = ml_collections.ConfigDict(meta["config"])
   spec = spec_of(config, meta)
-  target = train.init_state(spec, train.make_optimizer(config), config)
+  target = train.init_state(spec, train.make_optimizer(config, meta.get("steps_per_epoch")), config)
   restored = ckpt_lib.restore_latest(directory, target)
   if restored is None:
     raise missing
