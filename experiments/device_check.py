@@ -31,8 +31,9 @@ def main() -> int:
   print("mnist", ds.train_x.shape, ds.test_x.shape, float(ds.train_x.max()))
   c = config_lib.get_config()
   c.latent, c.latent_dim, c.conditional, c.binarize = "gaussian", 32, False, True
+  c.lr_schedule = "burda"  # the long runs' schedule: its state must save and restore too
   spec = vae.VAESpec.from_config(c, ds)
-  tx = train.make_optimizer(c)
+  tx = train.make_optimizer(c, 468)
   state = train.init_state(spec, tx, c)
   meta = {"config": c.to_dict(), "steps_per_epoch": 468}
   keys = tuple(f"config.{k}" for k in vae.MODEL_KEYS)
@@ -47,9 +48,9 @@ def main() -> int:
     ck = checkpoint.Checkpointer(d + "/ck", state, meta, model_keys=keys)
     restored, _, step = ck.restored
     ck.close()
-    same = all(np.array_equal(a, b) for a, b in zip(
-        jax.tree.leaves(jax.device_get(state.params)),
-        jax.tree.leaves(jax.device_get(restored.params))))
+    same = all(
+        np.array_equal(a, b) for a, b in zip(jax.tree.leaves(jax.device_get(state.params)),
+                                             jax.tree.leaves(jax.device_get(restored.params))))
     print("checkpoint restored step", step, "params equal", same)
     if step != 468 or not same:
       return 1
