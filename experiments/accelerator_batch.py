@@ -293,7 +293,9 @@ def main() -> int:
     if now() - last_write > 10:
       write()
       last_write = now()
-    if not queue and all(j.state in ("done", "failed", "killed") for j in jobs) and not milestones:
+    closed = not queue or now() >= args.t_ht_last  # no study run will start any more
+    if closed and all(j.state in ("done", "failed", "killed") for j in jobs) and (
+        not milestones or not any(j.state == "training" for j in long_jobs)):
       break
     time.sleep(0.25)
 
