@@ -226,7 +226,8 @@ def main() -> int:
         "settings": vars(args),
         "jobs": {
             j.name: j.record() for j in jobs
-        }
+        },
+        "never_started": [j.name for j in queue]
     }
     with open(os.path.join(args.out, "results.json.tmp"), "w") as f:
       json.dump(out, f, indent=1)

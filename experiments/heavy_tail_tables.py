@@ -5,7 +5,8 @@ Reads the ``test_metrics.json`` of the runs `launch/reproduce.sh` trains (groups
 reconstruction error (MATLAB's ``mse``: half the squared error summed over an image's pixels,
 ``likelihood=matlab_mse``) with its standard error over the test set, and the study's value in
 parentheses. Table 4's MNIST row also gets the mean and sample standard deviation over the seeds
-that finished (``<family>``, ``<family>-seed1``, ``<family>-seed2``).
+that finished (``<family>``, ``<family>-seed1``, ``<family>-seed2``), and so do tables 2, 5 and 6
+once a seed besides 0 finished one of their runs (``<run>-seed1``, ``<run>-seed2``).
 
     python experiments/heavy_tail_tables.py --root=runs/repro [--out=runs/repro/tables.md]
 
@@ -107,6 +108,63 @@ def grid_table(root: str,
   return lines + [""]
 
 
+def seed_dir(name: str, seed: int) -> str:
+  """Seed 0 keeps the plain run name; seeds 1, 2, ... add ``-seed<N>`` (launch/reproduce.sh)."""
+  return name if seed == 0 else f"{name}-seed{seed}"
+
+
+def seeds_ordering(per_seed: dict[str, dict[int, float]], seeds) -> str:
+  """The families by their mean over seeds, '<' where the next family is worse in every seed
+  both finished (at least two), '~' where the seeds disagree; empty until every family has a
+  finished seed."""
+  if any(not v for v in per_seed.values()):
+    return ""
+  mean = {f: sum(v.values()) / len(v) for f, v in per_seed.items()}
+  ranked = sorted(per_seed, key=mean.get)
+  out = NAMES[ranked[0]]
+  for a, b in zip(ranked, ranked[1:]):
+    common = [s for s in seeds if s in per_seed[a] and s in per_seed[b]]
+    agree = len(common) >= 2 and all(per_seed[b][s] > per_seed[a][s] for s in common)
+    out += (" < " if agree else " ~ ") + NAMES[b]
+  return out
+
+
+def seeds_grid_table(root: str,
+                     group: str,
+                     rows,
+                     study: dict,
+                     name_of,
+                     title: str,
+                     header: str = "",
+                     seeds=(0, 1, 2)) -> list[str]:
+  """`grid_table` over seeds: each cell the mean ± sample sd of the finished seeds (with their
+  count when not all finished), the ordering by the means, '<' only where every seed agrees."""
+  lines = [
+      f"### {title}, mean ± sd over seeds {', '.join(map(str, seeds))}", "",
+      "| " + (header or group) + " | " + " | ".join(NAMES[f] for f in FAMILIES) +
+      " | the study | ordering (< : in every seed) |", "|---|" + "---|" * (len(FAMILIES) + 2)
+  ]
+  for row in rows:
+    per_seed, cells = {}, []
+    for f in FAMILIES:
+      per_seed[f] = {}
+      for s in seeds:
+        m = finished_metrics(os.path.join(root, group, seed_dir(name_of(f, row), s)))
+        if m is not None:
+          per_seed[f][s] = m["recon"]
+      values = list(per_seed[f].values())
+      if not values:
+        cells.append("—")
+        continue
+      mean, sd = mean_sd(values)
+      cells.append(f"{mean:.4g} ± {sd:.2g}" +
+                   ("" if len(values) == len(seeds) else f" ({len(values)}/{len(seeds)})"))
+    lines.append(f"| {row} | " + " | ".join(cells) + " | " +
+                 " / ".join(f"{v:.4g}" for v in study[row]) +
+                 f" | {seeds_ordering(per_seed, seeds)} |")
+  return lines + [""]
+
+
 def table_4(root: str, seeds=(0, 1, 2)) -> list[str]:
   lines = [
       "### Table 4, MNIST row, per seed and over seeds", "", "| family | " +
@@ -131,13 +189,23 @@ def table_4(root: str, seeds=(0, 1, 2)) -> list[str]:
 
 
 def tables(root: str) -> str:
+  """Table 4, then tables 2, 5 and 6 for seed 0 and, where a later seed finished a run of the
+  group, over seeds."""
   lines = table_4(root)
-  lines += grid_table(root, "beta", BETAS, STUDY_TABLE_2, lambda f, b: f"{f}-beta{b}",
-                      "Table 2: the beta sweep", "beta")
-  lines += grid_table(root, "denoise", NOISES, STUDY_TABLE_5, lambda f, n: f"{f}-{n}",
-                      "Table 5: denoising, additive pixel noise", "noise")
-  lines += grid_table(root, "stacked", NOISES, STUDY_TABLE_6, lambda f, n: f"{f}-{n}",
-                      "Table 6: denoising, stacked noise channels", "noise channels")
+  for args in (("beta", BETAS, STUDY_TABLE_2, lambda f, b: f"{f}-beta{b}",
+                "Table 2: the beta sweep", "beta"),
+               ("denoise", NOISES, STUDY_TABLE_5, lambda f, n: f"{f}-{n}",
+                "Table 5: denoising, additive pixel noise", "noise"),
+               ("stacked", NOISES, STUDY_TABLE_6, lambda f, n: f"{f}-{n}",
+                "Table 6: denoising, stacked noise channels", "noise channels")):
+    lines += grid_table(root, *args)
+    group, rows, _, name_of = args[:4]
+    if any(
+        finished_metrics(os.path.join(root, group, seed_dir(name_of(f, r), s)))
+        for f in FAMILIES
+        for r in rows
+        for s in (1, 2)):
+      lines += seeds_grid_table(root, *args)
   return "\n".join(lines)
 
 

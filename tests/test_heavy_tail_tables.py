@@ -61,3 +61,33 @@ def test_grid_table_cells_and_ordering(tmp_path, tables):
   assert uniform.endswith("| Normal < LogNormal ~ Inverse Gaussian |")
   normal = next(l for l in lines if l.startswith("| normal |"))
   assert normal.count("—") == 3 and normal.endswith("|  |")
+
+
+def test_the_over_seeds_table_against_numpy_and_its_every_seed_ordering(tmp_path, tables):
+  # Normal below the others in every seed; IG (seeds 0-1 only) and LogNormal swap between
+  # seeds 0 and 1.
+  values = {
+      "gaussian": [6.1, 6.2, 6.0],
+      "lognormal": [6.4, 6.8, 6.9],
+      "inverse_gaussian": [6.6, 6.7, None]
+  }
+  for f, vs in values.items():
+    for s, v in enumerate(vs):
+      if v is not None:
+        _run(tmp_path, "stacked", f"{f}-normal" if s == 0 else f"{f}-normal-seed{s}", v, 0.03)
+  lines = tables.seeds_grid_table(str(tmp_path), "stacked", tables.NOISES, tables.STUDY_TABLE_6,
+                                  lambda f, n: f"{f}-{n}", "t", "noise channels")
+  row = next(l for l in lines if l.startswith("| normal |"))
+  cells = [c.strip() for c in row.split("|")[1:-1]]
+  for f, cell in zip(tables.FAMILIES, cells[1:4]):
+    got = [v for v in values[f] if v is not None]
+    assert cell.startswith(f"{np.mean(got):.4g} ± {np.std(got, ddof=1):.2g}"), (f, cell)
+  assert cells[3].endswith("(2/3)") and "(" not in cells[1]
+  assert cells[4] == "6.133 / 6.442 / 6.663"  # the study's row
+  # Means 6.1, 6.7, 6.65 rank Normal, IG, LogNormal. Normal is below IG in both seeds they
+  # share; IG is above LogNormal in seed 0 and below it in seed 1, so '~'.
+  assert cells[5] == "Normal < Inverse Gaussian ~ LogNormal"
+  # The whole document adds the over-seeds table only for groups with a later seed.
+  text = tables.tables(str(tmp_path))
+  assert "Table 6: denoising, stacked noise channels, mean ± sd over seeds" in text
+  assert "Table 5: denoising, additive pixel noise, mean ± sd over seeds" not in text
