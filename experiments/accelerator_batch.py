@@ -33,7 +33,6 @@ import glob
 import io
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -41,8 +40,10 @@ import sys
 import tarfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import device_jobs  # pylint: disable=wrong-import-position
+
 T0 = float(os.environ.get("LNLL_T0") or time.time())
-EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+)\s+([\d.]+) steps/s")
 LONG_STEPS_PER_EPOCH = 468  # 60000 // 128
 LONG_FLAGS = [  # launch/reproduce.sh's LIT_FLAGS and the Gaussian, under Burda et al.'s schedule
     "--dataset=mnist", "--config.binarize=True", "--noconditional", "--config.latent_dim=32",
@@ -115,29 +116,17 @@ class Job:
     self.events.append(f"{now():.1f}s start: {' '.join(cmd[3:])}")
 
   def poll_log(self) -> None:
-    if not self.log_path or not os.path.exists(self.log_path):
-      return
-    with open(self.log_path, "rb") as f:
-      f.seek(self.log_pos)
-      data = f.read()
-    cut = data.rfind(b"\n") + 1
-    self.log_pos += cut
-    for line in data[:cut].decode(errors="replace").splitlines():
-      m = EPOCH_LINE.match(line.strip())
-      if m:
-        self.epoch, self.rate = int(m.group(1)), float(m.group(3))
+    lines, self.log_pos = device_jobs.new_lines(self.log_path, self.log_pos)
+    for line in lines:
+      found = device_jobs.epoch_line(line)
+      if found:
+        self.epoch, self.rate = found
 
   def running(self) -> bool:
     return self.proc is not None and self.proc.poll() is None
 
   def metrics(self) -> dict | None:
-    path = os.path.join(self.workdir, "test_metrics.json")
-    if not os.path.exists(path):
-      return None
-    with open(path) as f:
-      m = json.load(f)
-    m.pop("config", None)
-    return m
+    return device_jobs.test_metrics(self.workdir)
 
   def saved_steps(self) -> list[int]:
     """Checkpoint steps whose save finished (their checksum file is written last)."""
@@ -145,10 +134,7 @@ class Job:
     return sorted(int(p.split(os.sep)[-2]) for p in paths if p.split(os.sep)[-2].isdigit())
 
   def tail(self, n: int = 4) -> list[str]:
-    if not self.log_path or not os.path.exists(self.log_path):
-      return []
-    with open(self.log_path, errors="replace") as f:
-      return [l.rstrip()[-300:] for l in f.read().splitlines()[-n:]]
+    return device_jobs.log_tail(self.log_path, n)
 
   def record(self) -> dict:
     return {

@@ -16,15 +16,7 @@ exec > >(tee "$OUT/device.log") 2>&1
 date -u
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 echo "cpus $(nproc); commit ${PVJ_COMMIT:-?} (plus the working tree as copied)"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target /tmp/site .whl/*.whl || { echo "PIP FAILED"; exit 3; }
-export PYTHONPATH=/tmp/site:$PWD PVJ_KEEP_YNN_FUSION=1 PYTHONUNBUFFERED=1
-if ! python3 experiments/device_check.py; then
-  echo "device check failed with the image's packages; installing .whl/alt"
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/alt/*.whl || { echo "PIP ALT FAILED"; exit 3; }
-  python3 experiments/device_check.py || { echo "DEVICE CHECK FAILED"; exit 4; }
-fi
+source experiments/device_setup.sh "$PWD"
 echo "pre-driver: $(python3 -c "import time; print(round(time.time() - $LNLL_T0, 1))") s"
 python3 experiments/accelerator_batch.py --out="$OUT" "$@"
 rc=$?

@@ -37,13 +37,15 @@ import io
 import json
 import math
 import os
-import re
 import signal
 import statistics
 import subprocess
 import sys
 import tarfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import device_jobs  # pylint: disable=wrong-import-position
 
 MODELS = {  # name: flags of pareto_vae_jax.main
     "gaussian": ["--latent=gaussian"],
@@ -56,7 +58,6 @@ MODELS = {  # name: flags of pareto_vae_jax.main
     "gaussian_vamp": ["--latent=gaussian", "--prior=vamp"],
 }
 STEPS_PER_EPOCH = 468  # 60000 // 128
-EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+)\s+([\d.]+) steps/s")
 T0 = float(os.environ.get("LNLL_T0") or time.time())  # the wrapper's start: deadlines count from it
 
 
@@ -93,31 +94,34 @@ class Run:
     os.makedirs(self.workdir, exist_ok=True)
     self.log_path = os.path.join(self.workdir, f"log_{phase}_{len(self.launches)}.txt")
     self.log = open(self.log_path, "w")
-    cmd = [sys.executable, "-m", "pareto_vae_jax.main", "--dataset=mnist",
-           "--config.binarize=True", *MODELS[self.model], "--noconditional",
-           f"--workdir={self.workdir}", f"--config.num_epochs={num_epochs}",
-           f"--config.iwae_samples={args.iwae}", f"--config.eval_batch_size={args.eval_batch}",
-           "--config.summary_every_epochs=0", f"--config.latent_dim={args.latent_dim}",
-           f"--config.seed={self.seed}", "--config.chunks_per_epoch=1"]
-    self.proc = subprocess.Popen(cmd, cwd=args.src, env=env, stdout=self.log,
+    cmd = [
+        sys.executable, "-m", "pareto_vae_jax.main", "--dataset=mnist", "--config.binarize=True",
+        *MODELS[self.model], "--noconditional", f"--workdir={self.workdir}",
+        f"--config.num_epochs={num_epochs}", f"--config.iwae_samples={args.iwae}",
+        f"--config.eval_batch_size={args.eval_batch}", "--config.summary_every_epochs=0",
+        f"--config.latent_dim={args.latent_dim}", f"--config.seed={self.seed}",
+        "--config.chunks_per_epoch=1"
+    ]
+    self.proc = subprocess.Popen(cmd,
+                                 cwd=args.src,
+                                 env=env,
+                                 stdout=self.log,
                                  stderr=subprocess.STDOUT)
     self.phase, self.log_pos, self.lines, self.signalled = phase, 0, [], False
-    self.launches.append({"phase": phase, "num_epochs": num_epochs, "start": round(now(), 1),
-                          "cmd": " ".join(cmd[1:])})
+    self.launches.append({
+        "phase": phase,
+        "num_epochs": num_epochs,
+        "start": round(now(), 1),
+        "cmd": " ".join(cmd[1:])
+    })
     say(f"{self.name}: start {phase} num_epochs={num_epochs} (pid {self.proc.pid})")
 
   def poll_log(self) -> None:
-    if not self.log_path:
-      return
-    with open(self.log_path, "rb") as f:
-      f.seek(self.log_pos)
-      data = f.read()
-    cut = data.rfind(b"\n") + 1
-    self.log_pos += cut
-    for line in data[:cut].decode(errors="replace").splitlines():
-      m = EPOCH_LINE.match(line.strip())
-      if m:
-        self.lines.append((now(), int(m.group(1)), float(m.group(3)), line.strip()))
+    lines, self.log_pos = device_jobs.new_lines(self.log_path, self.log_pos)
+    for line in lines:
+      found = device_jobs.epoch_line(line)
+      if found:
+        self.lines.append((now(), found[0], found[1], line.strip()))
         self.last_line = line.strip()
 
   def epochs_done(self) -> int:
@@ -131,31 +135,31 @@ class Run:
       say(f"{self.name}: SIGTERM ({why}), last epoch line {self.epochs_done()}")
 
   def saved_step(self) -> int:
-    steps = [int(os.path.basename(p)) for p in glob.glob(os.path.join(self.workdir,
-                                                                     "checkpoints", "*"))
-             if os.path.basename(p).isdigit()]
+    steps = [
+        int(os.path.basename(p))
+        for p in glob.glob(os.path.join(self.workdir, "checkpoints", "*"))
+        if os.path.basename(p).isdigit()
+    ]
     return max(steps, default=0)
 
   def metrics(self) -> dict | None:
-    path = os.path.join(self.workdir, "test_metrics.json")
-    if not os.path.exists(path):
-      return None
-    with open(path) as f:
-      m = json.load(f)
-    m.pop("config", None)
-    return m
+    return device_jobs.test_metrics(self.workdir)
 
   def tail(self, n: int = 6) -> list[str]:
-    if not self.log_path or not os.path.exists(self.log_path):
-      return []
-    with open(self.log_path, errors="replace") as f:
-      return [l.rstrip()[-300:] for l in f.read().splitlines()[-n:]]
+    return device_jobs.log_tail(self.log_path, n)
 
   def record(self) -> dict:
-    return {"model": self.model, "seed": self.seed, "phase": self.phase,
-            "flags": MODELS[self.model], "launches": self.launches, "events": self.events,
-            "last_epoch_line": self.last_line,
-            "result": self.result, "log_tail": self.tail(4)}
+    return {
+        "model": self.model,
+        "seed": self.seed,
+        "phase": self.phase,
+        "flags": MODELS[self.model],
+        "launches": self.launches,
+        "events": self.events,
+        "last_epoch_line": self.last_line,
+        "result": self.result,
+        "log_tail": self.tail(4)
+    }
 
 
 def plan_epochs(runs: list[Run], t_all: float, args) -> tuple[int, dict]:
@@ -183,23 +187,37 @@ def plan_epochs(runs: list[Run], t_all: float, args) -> tuple[int, dict]:
   avail = args.safety * wall - args.eval_gpu_s * len(runs)
   e_shared = math.floor((avail + sum(done[k] * costs[k] for k in costs)) / sum(costs.values()))
   # Rates kept at their contended values to the end (pessimistic).
-  e_const = math.floor(min(done[r.name] + rates.get(r.name, slowest) * args.safety * wall
-                           for r in active))
+  e_const = math.floor(
+      min(done[r.name] + rates.get(r.name, slowest) * args.safety * wall for r in active))
   e = (e_shared + e_const) // 2
   e_min = min(done.values())
-  info.update({"restart_s": round(restart, 1), "wall_s": round(wall, 1),
-               "avail_gpu_s": round(avail, 1),
-               "sum_cost_per_epoch_s": round(sum(costs.values()), 3), "E_shared": e_shared,
-               "E_constant_rates": e_const, "formula_E": e, "epochs_done_at_stop": done})
+  info.update({
+      "restart_s": round(restart, 1),
+      "wall_s": round(wall, 1),
+      "avail_gpu_s": round(avail, 1),
+      "sum_cost_per_epoch_s": round(sum(costs.values()), 3),
+      "E_shared": e_shared,
+      "E_constant_rates": e_const,
+      "formula_E": e,
+      "epochs_done_at_stop": done
+  })
   e = max(min(e, args.emax - 1, args.e_cap), e_min, 1)
   info["E"] = e
   return e, info
 
 
 def write_results(runs, args, decision, final=False) -> None:
-  out = {"t": round(now(), 1), "final": final, "decision": decision,
-         "settings": {k: v for k, v in vars(args).items()},
-         "runs": {r.name: r.record() for r in runs}}
+  out = {
+      "t": round(now(), 1),
+      "final": final,
+      "decision": decision,
+      "settings": {
+          k: v for k, v in vars(args).items()
+      },
+      "runs": {
+          r.name: r.record() for r in runs
+      }
+  }
   tmp = os.path.join(args.out, "results.json.tmp")
   with open(tmp, "w") as f:
     json.dump(out, f, indent=1)
@@ -207,9 +225,10 @@ def write_results(runs, args, decision, final=False) -> None:
 
 
 def summary_table(runs) -> str:
-  lines = ["| model | seeds done | epochs | test NLL = -IWAE (k=5000), mean ± std over seeds "
-           "| per seed (± IS stderr) | -ELBO mean | KL mean |",
-           "|---|---:|---|---:|---|---:|---:|"]
+  lines = [
+      "| model | seeds done | epochs | test NLL = -IWAE (k=5000), mean ± std over seeds "
+      "| per seed (± IS stderr) | -ELBO mean | KL mean |", "|---|---:|---|---:|---|---:|---:|"
+  ]
   for model in MODELS:
     rs = [r for r in runs if r.model == model and r.result]
     if not rs:
@@ -242,7 +261,9 @@ def main() -> int:
   p.add_argument("--e-fallback", type=int, default=10)
   p.add_argument("--safety", type=float, default=0.85)
   p.add_argument("--eval-gpu-s", type=float, default=1.5, help="GPU-s reserved per evaluation")
-  p.add_argument("--t-measure", type=float, default=25.0,
+  p.add_argument("--t-measure",
+                 type=float,
+                 default=25.0,
                  help="seconds of full contention to measure rates over")
   p.add_argument("--t-decide-max", type=float, default=200.0)
   p.add_argument("--t-plan", type=float, default=380.0)
@@ -254,14 +275,26 @@ def main() -> int:
   os.makedirs(args.out, exist_ok=True)
   os.makedirs(args.work, exist_ok=True)
   env = dict(os.environ)
-  env.update({"PYTHONPATH": ":".join(x for x in (args.pythonpath, args.src,
-                                                 env.get("PYTHONPATH", "")) if x),
-              "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
-              "XLA_PYTHON_CLIENT_MEM_FRACTION": args.mem_fraction,
-              "PVJ_KEEP_YNN_FUSION": "1", "PYTHONUNBUFFERED": "1"})
-  which = subprocess.run([sys.executable, "-c", "import pareto_vae_jax, jax; "
-                          "print(pareto_vae_jax.__file__, jax.__version__, jax.devices())"],
-                         cwd=args.src, env=env, capture_output=True, text=True)
+  env.update({
+      "PYTHONPATH":
+          ":".join(x for x in (args.pythonpath, args.src, env.get("PYTHONPATH", "")) if x),
+      "XLA_PYTHON_CLIENT_PREALLOCATE":
+          "false",
+      "XLA_PYTHON_CLIENT_MEM_FRACTION":
+          args.mem_fraction,
+      "PVJ_KEEP_YNN_FUSION":
+          "1",
+      "PYTHONUNBUFFERED":
+          "1"
+  })
+  which = subprocess.run([
+      sys.executable, "-c", "import pareto_vae_jax, jax; "
+      "print(pareto_vae_jax.__file__, jax.__version__, jax.devices())"
+  ],
+                         cwd=args.src,
+                         env=env,
+                         capture_output=True,
+                         text=True)
   say(f"package check: {which.stdout.strip()} {which.stderr.strip()[-500:]}")
   if which.returncode:
     return 1
@@ -294,8 +327,7 @@ def main() -> int:
       if rc is None:
         continue
       r.log.close()
-      r.launches[-1].update({"end": round(now(), 1), "rc": rc,
-                             "epoch_lines": r.epochs_done()})
+      r.launches[-1].update({"end": round(now(), 1), "rc": rc, "epoch_lines": r.epochs_done()})
       m = r.metrics()
       say(f"{r.name}: {r.phase} exited rc={rc}, epoch lines {r.epochs_done()}, "
           f"checkpoint step {r.saved_step()}, test metrics {'yes' if m else 'no'}")
@@ -327,8 +359,8 @@ def main() -> int:
       if t_all is None and p1 and all(r.lines for r in p1):
         t_all = now()
         say(f"all {len(p1)} live runs are training; measuring rates for {args.t_measure}s")
-      ready = (t_all is not None and now() > t_all + args.t_measure
-               and all(sum(x[0] > t_all for x in r.lines) >= 2 for r in p1))
+      ready = (t_all is not None and now() > t_all + args.t_measure and
+               all(sum(x[0] > t_all for x in r.lines) >= 2 for r in p1))
       if ready or now() > args.t_decide_max or (not p1 and any(r.waiting for r in runs)):
         E, decision = plan_epochs(runs, t_all if t_all is not None else 0.0, args)
         say(f"DECISION: E = {E} epochs; {json.dumps(decision)}")
@@ -379,8 +411,8 @@ def main() -> int:
       for path in paths:
         with open(path, errors="replace") as f:
           lines = f.read().splitlines()
-        keep = "\n".join(lines[-4:] if path.endswith(".jsonl")
-                         else lines[:3] + ["..."] + lines[-40:]).encode()
+        keep = "\n".join(lines[-4:] if path.endswith(".jsonl") else lines[:3] + ["..."] +
+                         lines[-40:]).encode()
         info = tarfile.TarInfo(f"{r.name}/{os.path.basename(path)}")
         info.size = len(keep)
         tar.addfile(info, io.BytesIO(keep))

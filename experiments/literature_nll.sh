@@ -18,15 +18,7 @@ SRC=runs/literature_nll/src
 date -u
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 echo "cpus $(nproc)"; cat "$SRC/SNAPSHOT.txt"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target /tmp/site .whl/*.whl || { echo "PIP FAILED"; exit 3; }
-export PYTHONPATH=/tmp/site:$PWD/$SRC PVJ_KEEP_YNN_FUSION=1 PYTHONUNBUFFERED=1
-if ! python3 experiments/device_check.py; then
-  echo "device check failed with the image's packages; installing .whl/alt"
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/alt/*.whl || { echo "PIP ALT FAILED"; exit 3; }
-  python3 experiments/device_check.py || { echo "DEVICE CHECK FAILED"; exit 4; }
-fi
+source experiments/device_setup.sh "$PWD/$SRC"
 echo "pre-driver: $(python3 -c "import time; print(round(time.time() - $LNLL_T0, 1))") s"
 python3 experiments/literature_nll.py --out="$OUT" --src="$SRC" --pythonpath=/tmp/site \
   --work=/tmp/lnll --t-decide-max=200 --t-plan=390 --t-guard=430 --t-hard=520 "$@"
