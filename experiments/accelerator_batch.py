@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import io
 import json
 import os
 import shutil
@@ -308,12 +307,7 @@ def main() -> int:
         if os.path.exists(path):
           tar.add(path, arcname=f"{j.name}/{name}")
       for path in sorted(glob.glob(os.path.join(j.workdir, "log_*.txt"))):
-        with open(path, errors="replace") as f:
-          lines = f.read().splitlines()
-        keep = "\n".join(lines[:5] + ["..."] + lines[-30:]).encode()
-        info = tarfile.TarInfo(f"{j.name}/{os.path.basename(path)}")
-        info.size = len(keep)
-        tar.addfile(info, io.BytesIO(keep))
+        device_jobs.add_log(tar, f"{j.name}/{os.path.basename(path)}", path, head=5, tail=30)
   say("SUMMARY\n" + table)
   return 0
 

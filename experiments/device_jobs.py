@@ -3,9 +3,11 @@ reading a ``python -m pareto_vae_jax.main`` run's log and outputs while it runs.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
+import tarfile
 
 # The trainer's line at the end of each epoch: "epoch 12/100  1683.0 steps/s ...".
 EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+)\s+([\d.]+) steps/s")
@@ -46,3 +48,13 @@ def log_tail(path: str, n: int) -> list[str]:
     return []
   with open(path, errors="replace") as f:
     return [line.rstrip()[-300:] for line in f.read().splitlines()[-n:]]
+
+
+def add_log(tar: tarfile.TarFile, arcname: str, path: str, head: int, tail: int) -> None:
+  """Adds the first `head` and last `tail` lines of the log at `path` to `tar` as `arcname`."""
+  with open(path, errors="replace") as f:
+    lines = f.read().splitlines()
+  keep = "\n".join(lines[:head] + (["..."] if head else []) + lines[-tail:]).encode()
+  info = tarfile.TarInfo(arcname)
+  info.size = len(keep)
+  tar.addfile(info, io.BytesIO(keep))

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import io
 import json
 import math
 import os
@@ -409,13 +408,12 @@ def main() -> int:
       paths = sorted(glob.glob(os.path.join(r.workdir, "log_*.txt")))
       paths += glob.glob(os.path.join(r.workdir, "metrics.jsonl"))
       for path in paths:
-        with open(path, errors="replace") as f:
-          lines = f.read().splitlines()
-        keep = "\n".join(lines[-4:] if path.endswith(".jsonl") else lines[:3] + ["..."] +
-                         lines[-40:]).encode()
-        info = tarfile.TarInfo(f"{r.name}/{os.path.basename(path)}")
-        info.size = len(keep)
-        tar.addfile(info, io.BytesIO(keep))
+        jsonl = path.endswith(".jsonl")
+        device_jobs.add_log(tar,
+                            f"{r.name}/{os.path.basename(path)}",
+                            path,
+                            head=0 if jsonl else 3,
+                            tail=4 if jsonl else 40)
   say("SUMMARY\n" + table)
   return 0
 

@@ -42,3 +42,18 @@ def test_it_follows_a_real_runs_epoch_lines_and_reads_its_outputs(tmp_path):
   assert metrics == {k: v for k, v in written.items() if k != "config"}
   assert jobs.test_metrics(str(tmp_path / "none")) is None
   assert jobs.new_lines(str(tmp_path / "none.txt"), 0) == ([], 0)
+
+
+def test_add_log_keeps_the_head_and_tail_it_is_asked_for(tmp_path):
+  import tarfile
+  jobs = tiny.experiment("device_jobs")
+  log = tmp_path / "log.txt"
+  log.write_text("".join(f"line {i}\n" for i in range(100)))
+  with tarfile.open(tmp_path / "t.tar", "w") as tar:
+    jobs.add_log(tar, "a/log.txt", str(log), head=2, tail=3)
+    jobs.add_log(tar, "b/log.txt", str(log), head=0, tail=1)
+  with tarfile.open(tmp_path / "t.tar") as tar:
+    a = tar.extractfile("a/log.txt").read().decode().splitlines()
+    b = tar.extractfile("b/log.txt").read().decode().splitlines()
+  assert a == ["line 0", "line 1", "...", "line 97", "line 98", "line 99"]
+  assert b == ["line 99"]
