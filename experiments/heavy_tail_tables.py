@@ -108,6 +108,14 @@ def grid_table(root: str,
   return lines + [""]
 
 
+def over_seeds(values: list[float], seeds: int, count: str) -> str:
+  """'mean ± sd' of the finished seeds' values (the mean alone for one), and `count` formatted
+  with (finished, seeds) when not every seed finished."""
+  mean, sd = mean_sd(values)
+  text = f"{mean:.4g}" + (f" ± {sd:.2g}" if len(values) > 1 else "")
+  return text + ("" if len(values) == seeds else " " + count.format(len(values), seeds))
+
+
 def seed_dir(name: str, seed: int) -> str:
   """Seed 0 keeps the plain run name; seeds 1, 2, ... add ``-seed<N>`` (launch/reproduce.sh)."""
   return name if seed == 0 else f"{name}-seed{seed}"
@@ -156,9 +164,7 @@ def seeds_grid_table(root: str,
       if not values:
         cells.append("—")
         continue
-      mean, sd = mean_sd(values)
-      cells.append(f"{mean:.4g} ± {sd:.2g}" +
-                   ("" if len(values) == len(seeds) else f" ({len(values)}/{len(seeds)})"))
+      cells.append(over_seeds(values, len(seeds), "({}/{})"))
     lines.append(f"| {row} | " + " | ".join(cells) + " | " +
                  " / ".join(f"{v:.4g}" for v in study[row]) +
                  f" | {seeds_ordering(per_seed, seeds)} |")
@@ -178,12 +184,7 @@ def table_4(root: str, seeds=(0, 1, 2)) -> list[str]:
       cells.append("—" if m is None else f"{m['recon']:.4g} ± {m['recon_stderr']:.2g}")
       if m is not None:
         values.append(m["recon"])
-    if values:
-      mean, sd = mean_sd(values)
-      summary = f"{mean:.4g} ± {sd:.2g}" + ("" if len(values) == len(seeds) else
-                                            f" ({len(values)}/{len(seeds)} seeds)")
-    else:
-      summary = "—"
+    summary = over_seeds(values, len(seeds), "({}/{} seeds)") if values else "—"
     lines.append(f"| {NAMES[f]} | " + " | ".join(cells) + f" | {summary} | {study} |")
   return lines + [""]
 

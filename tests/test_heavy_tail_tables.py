@@ -91,3 +91,11 @@ def test_the_over_seeds_table_against_numpy_and_its_every_seed_ordering(tmp_path
   text = tables.tables(str(tmp_path))
   assert "Table 6: denoising, stacked noise channels, mean ± sd over seeds" in text
   assert "Table 5: denoising, additive pixel noise, mean ± sd over seeds" not in text
+
+
+def test_one_finished_seed_prints_its_value_alone(tmp_path, tables):
+  _run(tmp_path, "beta", "gaussian-beta0.2", 6.668, 0.03)
+  lines = tables.seeds_grid_table(str(tmp_path), "beta", tables.BETAS, tables.STUDY_TABLE_2,
+                                  lambda f, b: f"{f}-beta{b}", "t", "beta")
+  row = next(l for l in lines if l.startswith("| 0.2 |"))
+  assert "| 6.668 (1/3) | — | — |" in row and "nan" not in row
