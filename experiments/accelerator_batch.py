@@ -197,7 +197,6 @@ def main() -> int:
       for name, flags in study_runs(g, int(s))
   ]
   milestones = sorted(float(t) for t in args.milestones.split(",") if t)
-  milestone_jobs: list[Job] = []
   jobs = list(long_jobs)
   for j in long_jobs:
     j.launch(["--config.num_epochs=3280"], env, cwd)
@@ -250,7 +249,6 @@ def main() -> int:
       if step:
         m = Job(os.path.relpath(dest, args.work), long_jobs[0].flags, args.work, "milestone")
         evaluate(m, step, f"milestone {t:.0f}s")
-        milestone_jobs.append(m)
         jobs.append(m)
         say(f"{m.name}: evaluating a copy of step {step} (epoch {step // LONG_STEPS_PER_EPOCH})")
     # The study's queue.
