@@ -28,10 +28,13 @@ def test_dry_run_trains_every_run_once_with_real_configs_and_families():
   lines = _dry_run(SHORT="1")
   trains = [l for l in lines if "-m pareto_vae_jax.main" in l]
   workdirs = [re.search(r"--workdir=(\S+)", l).group(1) for l in trains]
-  # The long literature run is one run resumed leg by leg, each leg with more epochs.
-  legs = [l for l, w in zip(trains, workdirs) if "/literature_long/" in w]
-  epochs = [int(re.search(r"--config\.num_epochs=(\d+)", l).group(1)) for l in legs]
-  assert len(legs) >= 2 and epochs == sorted(set(epochs)), legs
+  # Each long literature run (one per seed) is resumed leg by leg, each leg with more epochs.
+  long_runs = sorted({w for w in workdirs if "/literature_long/" in w})
+  assert len(long_runs) == 3, long_runs
+  for run in long_runs:
+    legs = [l for l, w in zip(trains, workdirs) if w == run]
+    epochs = [int(re.search(r"--config\.num_epochs=(\d+)", l).group(1)) for l in legs]
+    assert len(legs) >= 2 and epochs == sorted(set(epochs)) and epochs[-1] == 3280, legs
   workdirs = [w for w in workdirs if "/literature_long/" not in w]
   assert len(workdirs) == len(set(workdirs)), "two runs share a workdir"
   for line in trains:
