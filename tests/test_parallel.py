@@ -117,14 +117,19 @@ def test_one_device_sharded_jit_and_pmap_take_the_same_step(variant):
       jax.device_put(jax.tree.map(jnp.copy, state), replicated),
       jax.device_put({"x": ds.train_x, "y": ds.train_y}, replicated),
       jnp.asarray(idx[None]))
-  sharded_metrics = jax.tree.map(lambda m: m[0], sharded_metrics)
+  sharded_metrics = jax.tree.map(lambda m: m[0], jax.device_get(sharded_metrics))
 
   # (c) pmap over a leading device axis; the state is replicated, the key shared.
   split = lambda a: a.reshape(NUM_DEVICES, -1, *a.shape[1:])
   stack = lambda a: jnp.stack([a] * NUM_DEVICES)
   pmapped = jax.pmap(make_step(axis_name="batch"), axis_name="batch", in_axes=(0, 0, None))
-  pmap_state, pmap_metrics = pmapped(jax.tree.map(stack, state), jax.tree.map(split, batch),
-                                     state.rng)
+  # Fetched to the host before any indexing: ``a[d]`` on a pmap's output is itself a 4-device
+  # program with an all-reduce, and a run of them dispatched back to back can deadlock
+  # XLA:CPU's host devices. That was this test's CI crash: under load, gdb showed two threads
+  # waiting at an all-reduce and two at a device's launch semaphore, until the rendezvous limit
+  # aborted the process. The README's "Scaling out" has the measurements.
+  pmap_state, pmap_metrics = jax.device_get(pmapped(
+      jax.tree.map(stack, state), jax.tree.map(split, batch), state.rng))
 
   assert int(single_state.step) == 1
   lr = config.learning_rate
