@@ -10,16 +10,21 @@ r"""One call of a lent GPU, two workloads: the long Gaussian VAE and the heavy-t
    the checkpoint and evaluates the IWAE bound with k = 5000 over the 10k test digits.
    At each of ``--milestones`` (seconds) the newest whole checkpoint of the first seed is copied
    and evaluated the same way, so the NLL is also known at earlier epochs of the same run.
+   Runs carried in (``--carry-in``, tars of ``experiments/long_carry.py``) go on from their
+   step, and each run's newest checkpoint goes back out as ``<run>.tar`` (about 12 MB), so the
+   protocol adds up over loans and the CPU's background legs.
 2. **The heavy-tail study's tables 6, 5 and 2 for more seeds** (section 2): the commands of
    ``launch/reproduce.sh``'s ``stacked``, ``denoise`` and ``beta`` groups with ``--seed=s``,
    from a queue, at most ``--ht-parallel`` at once, none started after ``--t-ht-last``. A run
    not finished by ``--t-hard`` is killed and reported as unfinished (never used).
 
 Outputs under --out (the accelerator tool returns few files): results.json (rewritten after
-every event), summary.md and results.tar.gz (each run's test_metrics.json, config.json,
-metrics.jsonl and log tail).
+every event), summary.md, results.tar.gz (each run's test_metrics.json, config.json,
+metrics.jsonl and log tail) and gaussian-burda-seed<s>.tar for each long run.
 
-    bash experiments/accelerator_batch.sh          # on the device; carry=[".whl"]
+    python experiments/long_carry.py pack runs/repro/literature_long runs/long_carry  # here
+    bash experiments/accelerator_batch.sh          # on the device; carry=[".whl", "runs/long_carry"]
+    python experiments/long_carry.py unpack <the returned files> runs/repro/literature_long
     python experiments/accelerator_batch.py --out=/tmp/out --t-guard=60 --t-hard=150 \
         --ht-seeds=1 --ht-groups=stacked --ht-parallel=1 --long-seeds=0   # a CPU dry run
 
@@ -41,6 +46,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import device_jobs  # pylint: disable=wrong-import-position
+import long_carry  # pylint: disable=wrong-import-position
 
 T0 = float(os.environ.get("LNLL_T0") or time.time())
 LONG_STEPS_PER_EPOCH = 468  # 60000 // 128
@@ -165,6 +171,9 @@ def main() -> int:
   p.add_argument("--out", required=True)
   p.add_argument("--work", default="/tmp/accel_batch")
   p.add_argument("--long-seeds", default="0,1,2")
+  p.add_argument("--carry-in",
+                 default="runs/long_carry",
+                 help="tars of experiments/long_carry.py the long runs go on from, if present")
   p.add_argument("--milestones", default="150,300", help="seconds; '' for none")
   p.add_argument("--iwae", type=int, default=5000)
   p.add_argument("--ht-seeds", default="1,2")
@@ -199,6 +208,11 @@ def main() -> int:
   milestones = sorted(float(t) for t in args.milestones.split(",") if t)
   jobs = list(long_jobs)
   for j in long_jobs:
+    carried = os.path.join(args.carry_in, os.path.basename(j.name) + ".tar")
+    if os.path.exists(carried):
+      step = long_carry.unpack(carried, j.workdir)
+      j.events.append(f"{now():.1f}s carried in at step {step}")
+      say(f"{j.name}: carried in at step {step} (epoch {step // LONG_STEPS_PER_EPOCH})")
     j.launch(["--config.num_epochs=3280"], env, cwd)
     j.state = "training"
   say(f"{len(long_jobs)} long runs started; {len(queue)} study runs queued")
@@ -235,6 +249,10 @@ def main() -> int:
       j.events.append(f"{now():.1f}s exit rc={rc} after epoch line {j.epoch}")
       if rc == 0 and m is not None and m.get("finished", True):
         j.result, j.state = m, "done"
+        if j.kind == "long":  # the leg's result travels with the run (long_carry.pack)
+          shutil.copy(
+              os.path.join(j.workdir, "test_metrics.json"),
+              os.path.join(j.workdir, f"test_metrics_e{m['step'] // LONG_STEPS_PER_EPOCH}.json"))
         say(f"{j.name}: done, step {m['step']}, recon {m['recon']:.3f}, iwae {m['iwae']:.3f}")
       elif j.kind == "long" and j.state == "training" and j.saved_steps():
         evaluate(j, j.saved_steps()[-1], f"training ended rc={rc}")
@@ -306,6 +324,11 @@ def main() -> int:
           tar.add(path, arcname=f"{j.name}/{name}")
       for path in sorted(glob.glob(os.path.join(j.workdir, "log_*.txt"))):
         device_jobs.add_log(tar, f"{j.name}/{os.path.basename(path)}", path, head=5, tail=30)
+  for j in long_jobs:  # each long run's newest checkpoint, for the next machine to go on from
+    if long_carry.whole_steps(j.workdir):
+      tar_path = os.path.join(args.out, os.path.basename(j.name) + ".tar")
+      step = long_carry.pack(j.workdir, tar_path)
+      say(f"{tar_path}: step {step}, {os.path.getsize(tar_path) / 2**20:.1f} MiB")
   say("SUMMARY\n" + table)
   return 0
 

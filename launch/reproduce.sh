@@ -308,9 +308,11 @@ fi
 
 # The Gaussian VAE under Burda et al.'s protocol (--config.lr_schedule=burda: 3280 epochs,
 # stage i of 3**i epochs at 1e-3 * 10**(-i/7)), 3 seeds, resumed leg by leg; each leg ends with
-# the IWAE bound (k = 5000), kept as test_metrics_e<E>.json. The schedule depends on the epoch
-# only, so the legs add up to one 3280-epoch run. (docs/RESULTS.md, section 6, ran it on a GPU
-# with experiments/accelerator_batch.sh.)
+# the IWAE bound (k = 5000), kept as test_metrics_e<epochs>.json. The schedule depends on the
+# epoch only, so the legs add up to one 3280-epoch run. A run carried in from another machine
+# further than a leg (experiments/long_carry.py) is evaluated where it stands, and the copy is
+# named by the epochs it had. (docs/RESULTS.md, section 6b, ran it on a GPU with
+# experiments/accelerator_batch.sh.) LONG_SEEDS="0" runs one seed, e.g. one per process.
 if wanted literature_long; then
   for seed in ${LONG_SEEDS:-0 1 2}; do
     long="$ROOT/literature_long/gaussian-burda-seed$seed"
@@ -319,7 +321,9 @@ if wanted literature_long; then
         --config.lr_schedule=burda --seed="$seed" --config.num_epochs="$E" \
         --config.iwae_samples=5000
       if [[ "$DRY_RUN" != 1 && -f "$long/test_metrics.json" ]]; then
-        cp "$long/test_metrics.json" "$long/test_metrics_e$E.json"
+        done_epochs=$("$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['step'] // 468)" \
+          "$long/test_metrics.json")
+        cp "$long/test_metrics.json" "$long/test_metrics_e$done_epochs.json"
       fi
     done
   done
