@@ -88,9 +88,7 @@ def test_the_loss_is_the_gamma_power_divergence_up_to_scale_and_a_constant(x64):
   nu, n, m, sigma = 4.0, 1, 1, 0.7
   g = gp.gamma(nu, n, m)
   mu_x, sd_x = 0.3, 0.8
-  # The densities in plain arithmetic: scipy's per-call overhead on the ~300k quadrature nodes
-  # was most of this test's time. Each is checked against scipy below.
-  p_data = lambda x: math.exp(-0.5 * ((x - mu_x) / sd_x)**2) / (sd_x * math.sqrt(2 * math.pi))
+  p_data = _normal_pdf(mu_x, sd_x)
   log_k = (math.lgamma(
       (nu + 2) / 2) - math.lgamma(nu / 2) - math.log(nu * math.pi) - math.log(sigma))
   log_data_power = -g / 2 * math.log(2 * math.pi * sd_x**2) - 0.5 * math.log(1 + g)
@@ -104,9 +102,8 @@ def test_the_loss_is_the_gamma_power_divergence_up_to_scale_and_a_constant(x64):
     t_norm = math.exp(
         math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)) / scale
     q_z = lambda z, x: t_norm * (1 + ((z - a * x - b) / scale)**2 / df)**(-(df + 1) / 2)
-    for z, x in [(0.0, 0.0), (-1.3, 0.7), (4.0, -2.0)]:
+    for z, x in [(0.0, 0.0), (-1.3, 0.7), (4.0, -2.0)]:  # plain arithmetic, as _normal_pdf
       assert q_z(z, x) == pytest.approx(stats.t.pdf(z, df, loc=a * x + b, scale=scale), rel=1e-12)
-      assert p_data(x) == pytest.approx(stats.norm.pdf(x, mu_x, sd_x), rel=1e-12)
     p = lambda z, x: math.exp(log_k) * (1 + (z**2 +
                                              (x - c * z - e)**2 / sigma**2) / nu)**(-(nu + 2) / 2)
     inner = lambda f, x: integrate.quad(
@@ -323,6 +320,15 @@ def _assert_one_offset(divergence_and_loss, a_const, param_sets, rtol=1e-5, atol
   assert max(offsets) - min(offsets) < rtol * max(abs(o) for o in offsets) + atol
 
 
+def _normal_pdf(mu: float, sd: float):
+  """N(mu, sd^2)'s density in plain arithmetic (scipy's per-call overhead is most of a nested
+  quadrature's time), checked against scipy at a few points."""
+  pdf = lambda x: math.exp(-0.5 * ((x - mu) / sd)**2) / (sd * math.sqrt(2 * math.pi))
+  for x in (mu - 3 * sd, mu, mu + 0.7 * sd):
+    assert pdf(x) == pytest.approx(stats.norm.pdf(x, mu, sd), rel=1e-12)
+  return pdf
+
+
 def _piecewise_quad(f, kinks):
   edges = [-np.inf, *sorted(kinks), np.inf]
   return sum(
@@ -337,7 +343,7 @@ def test_the_sympareto_loss_is_the_gamma_power_divergence_up_to_scale_and_a_cons
   family = "multivariate_symmetric_pareto"
   g = gp.gamma(nu, n, m, family)
   mu_x, sd_x = 0.3, 0.8
-  p_data = lambda x: stats.norm.pdf(x, mu_x, sd_x)
+  p_data = _normal_pdf(mu_x, sd_x)
   log_k = math.lgamma(nu + 2) - math.lgamma(nu) - 2 * math.log(2 * nu) - math.log(sigma)
   log_data_power = -g / 2 * math.log(2 * math.pi * sd_x**2) - 0.5 * math.log(1 + g)
   c_exact = gp.sympareto_entropy_coefficient(nu, n, m, sigma, log_data_power)
@@ -411,7 +417,7 @@ def test_the_t_decoder_sympareto_loss_is_the_gamma_power_divergence_up_to_a_cons
   g = gp.gamma(nu, n, m, family, likelihood)
   assert g == pytest.approx(-1 / (nu + m + n / 2))
   mu_x, sd_x = 0.3, 0.8
-  p_data = lambda x: stats.norm.pdf(x, mu_x, sd_x)
+  p_data = _normal_pdf(mu_x, sd_x)
   log_k = _mixed_log_k(nu, n, m, sigma)
   log_data_power = -g / 2 * math.log(2 * math.pi * sd_x**2) - 0.5 * math.log(1 + g)
   c_exact = gp.sympareto_entropy_coefficient(nu, n, m, sigma, log_data_power, likelihood)
