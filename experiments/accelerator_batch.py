@@ -211,8 +211,10 @@ def main() -> int:
     carried = os.path.join(args.carry_in, os.path.basename(j.name) + ".tar")
     if os.path.exists(carried):
       step = long_carry.unpack(carried, j.workdir)
-      j.events.append(f"{now():.1f}s carried in at step {step}")
-      say(f"{j.name}: carried in at step {step} (epoch {step // LONG_STEPS_PER_EPOCH})")
+      what = (f"carried in at step {step} (epoch {step // LONG_STEPS_PER_EPOCH})"
+              if step is not None else f"kept: its workdir is at or past {carried}")
+      j.events.append(f"{now():.1f}s {what}")
+      say(f"{j.name}: {what}")
     j.launch(["--config.num_epochs=3280"], env, cwd)
     j.state = "training"
   say(f"{len(long_jobs)} long runs started; {len(queue)} study runs queued")
