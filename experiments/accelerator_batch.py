@@ -134,9 +134,8 @@ class Job:
     return device_jobs.test_metrics(self.workdir)
 
   def saved_steps(self) -> list[int]:
-    """Checkpoint steps whose save finished (their checksum file is written last)."""
-    paths = glob.glob(os.path.join(self.workdir, "checkpoints", "*", "files.sha256"))
-    return sorted(int(p.split(os.sep)[-2]) for p in paths if p.split(os.sep)[-2].isdigit())
+    """Checkpoint steps whose save finished."""
+    return long_carry.whole_steps(self.workdir)
 
   def tail(self, n: int = 4) -> list[str]:
     return device_jobs.log_tail(self.log_path, n)
